@@ -1,0 +1,53 @@
+"""The sampler interface every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ..recipe import ModelSpec
+
+
+@dataclass(frozen=True)
+class Request:
+    """Generate ``n`` responses to ``messages``; ``seed`` makes them reproducible."""
+
+    messages: list[dict[str, str]]
+    n: int
+    seed: int
+    key: str = ""  # the prompt id, for backends that key caches or logs on it
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    finish_reason: str  # "stop" | "length" | "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+class Sampler(ABC):
+    """Turns a batch of requests into ``n`` generations each.
+
+    ``generate`` gets a whole shard at once so backends can batch however they
+    like (padded batches, continuous batching, concurrent HTTP requests).  A
+    failure that concerns one request must come back as a Generation with
+    ``finish_reason="error"`` and a reason, not as an exception: an exception
+    aborts the shard (finished shards stay on disk and a re-run resumes).
+    """
+
+    #: written to every record (``sampler`` column) so results can be traced
+    version: str = "unknown"
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights / open connections.  Called once before the first shard."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release memory (GPU) before the next model loads."""
+
+    @abstractmethod
+    def generate(self, requests: list[Request]) -> list[list[Generation]]: ...

@@ -1,0 +1,165 @@
+"""Wire the stages into a build: prompts -> sample -> score -> verify -> select -> export.
+
+This is the one place that knows the order of stages; the stages themselves
+only see the records handed to them.  Per model, sample/score/verify are
+separate cache entries, so adding or changing one model leaves the others'
+work in place.  All relative paths in a recipe are relative to the recipe file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine import Dataset, Engine, StageResult, atomic_write_text
+from .recipe import Recipe
+
+log = logging.getLogger("fusedata")
+
+STAGES = ("prompts", "sample", "score", "verify", "select", "export")
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    stages: list[tuple[str, StageResult]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve(recipe: Recipe, base: Path) -> Recipe:
+    """Make model and data paths absolute (relative to the recipe's folder)."""
+    r = recipe.model_copy(deep=True)
+    for m in r.models:
+        if m.path and (base / m.path).exists():
+            m.path = str((base / m.path).resolve())
+    if r.reward_model and (base / r.reward_model.path).exists():
+        r.reward_model.path = str((base / r.reward_model.path).resolve())
+    return r
+
+
+def prepare_demo(recipe: Recipe, base: Path) -> None:
+    if not recipe.demo:
+        return
+    from .tiny import ensure_demo_models
+
+    folder = base / recipe.demo.get("models_dir", "demo-models")
+    print(f"[demo] models are RANDOM-WEIGHT STAND-INS built locally in {folder} "
+          "(no download): the responses are gibberish; the pipeline is real.")
+    ensure_demo_models(folder, seed=int(recipe.demo.get("seed", 0)))
+
+
+def build(recipe: Recipe, recipe_path: Path, out: Path | None = None,
+          stages: tuple[str, ...] | None = None, progress: bool = True) -> BuildResult:
+    """Run (or resume) the whole build; returns where the outputs are."""
+    t0 = time.perf_counter()
+    base = recipe_path.resolve().parent
+    prepare_demo(recipe, base)
+    recipe = resolve(recipe, base)
+    out_dir = out.resolve() if out else recipe.out_path(base)
+    work = (out_dir / ".work") if (out and not recipe.work_dir) else recipe.work_path(base)
+    engine = Engine(work=work, shard_size=recipe.executor.shard_size, progress=progress)
+    if recipe.executor.type != "local":
+        raise NotImplementedError(
+            f"executor {recipe.executor.type!r} is not available in this version; use 'local'")
+    # `stages` names what the user wants; the build goes as far as the last one named
+    # (earlier stages come from the cache, or run if they never ran).
+    last = max(STAGES.index(s) for s in (stages or STAGES))
+    res = BuildResult(out_dir=out_dir)
+
+    def want(stage: str) -> bool:
+        return STAGES.index(stage) <= last
+
+    from .prompts import load_prompts, merge_prompts
+
+    per_source = load_prompts(engine, recipe.prompts, base)
+    prompts = merge_prompts(engine, per_source)
+    per_model: dict[str, Dataset] = {}
+    if want("sample"):
+        from .sample import RoutePrompts, SampleStage
+        from .score import ScoreStage
+        from .verify import VerifyStage
+
+        for m in recipe.models:
+            routed = engine.reduce(RoutePrompts(m), {"prompts": prompts}, label=m.name)["prompts"]
+            ds = engine.map(SampleStage(m, shard_size=recipe.executor.shard_size), routed,
+                            label=m.name).dataset
+            if want("score"):
+                if recipe.reward_model is None:
+                    raise ValueError("recipe has no reward_model: the score stage needs one")
+                ds = engine.map(ScoreStage(recipe.reward_model, prompts), ds, m.name).dataset
+            if want("verify"):
+                ds = engine.map(VerifyStage(recipe.verifiers, prompts), ds, m.name).dataset
+            per_model[m.name] = ds
+    if want("select"):
+        from .select import SelectStage
+
+        sel = engine.reduce(SelectStage(recipe.selection),
+                            {f"responses:{k}": v for k, v in per_model.items()})
+        if want("export"):
+            from .export import export
+
+            res.files = export(sel, prompts, out_dir)
+            atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
+                              out_dir / "recipe.json")
+    res.stages = engine.results
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def plan(recipe: Recipe, recipe_path: Path) -> str:
+    """A human-readable plan for ``--dry-run``: stages, models, and how much work."""
+    base = recipe_path.resolve().parent
+    lines = [f"recipe {recipe.name!r}: stages {' -> '.join(STAGES)}",
+             f"output: {recipe.out_path(base)}   cache: {recipe.work_path(base)}", "",
+             "prompt sources:"]
+    counts: dict[str, tuple[str, int | None]] = {}
+    for s in recipe.prompts:
+        n: int | None = s.limit
+        where = s.path
+        local = (base / s.path).exists()
+        if local:
+            from .prompts import PromptsStage
+
+            df = PromptsStage(s, base).reduce({})["prompts"]
+            n = df.height
+            where += " (local)"
+        counts[s.name] = (s.category, n)
+        lines.append(f"  {s.name:28s} {s.category:12s} {n if n is not None else '?':>8} prompts"
+                     f"  <- {where}")
+    gens = 0
+    code_runs = 0
+    math_checks = 0
+    unknown = False
+    lines += ["", "models:"]
+    for m in recipe.models:
+        per = []
+        total = 0
+        for name, (cat, n) in counts.items():
+            if m.sources is not None and name not in m.sources:
+                continue
+            k = m.samples_for(cat)
+            if k == 0:
+                continue
+            if n is None:
+                unknown = True
+                continue
+            total += n * k
+            code_runs += n * k if cat == "code" else 0
+            math_checks += n * k if cat == "math" else 0
+            per.append(f"{name} x{k}")
+        gens += total
+        sp = m.sampling
+        lines.append(f"  {m.name} [{m.role}, {m.backend}] temp {sp.temperature} top_p {sp.top_p}"
+                     f" rep {sp.repetition_penalty} max_tokens {sp.max_tokens}: "
+                     f"{total:,} generations ({', '.join(per) or 'none'})")
+    rm = recipe.reward_model
+    lines += ["", f"reward model: {rm.path if rm else 'none'}",
+              f"estimated generations: {gens:,}{' (+ sources of unknown size)' if unknown else ''}",
+              f"estimated reward-model scorings: {gens:,}",
+              f"estimated math checks: {math_checks:,}",
+              f"estimated sandbox runs: {code_runs:,}"]
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""``fusedata`` command line.
+
+Verbs: ``build`` (run or resume a recipe), ``validate`` (check a recipe without
+running it), ``inspect`` (counts and example records of a built output).
+Stage-specific tools add their own verbs below.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .recipe import RecipeError, load_recipe
+
+STAGE_NAMES = ("prompts", "sample", "score", "verify", "select", "export")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="[fusedata %(asctime)s] %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
+    )
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fusedata")
+def cli() -> None:
+    """Build FuseChat-3.0 / WRPO style SFT and preference data from several LLMs.
+
+    A recipe (YAML) names the prompt sources, the source and target models, the
+    reward model, the verifiers and the selection rules.  `fusedata build
+    recipe.yaml` runs prompts -> sample -> score -> verify -> select -> export,
+    caching every stage by a content hash so re-runs and crashed runs resume.
+    """
+
+
+def _load(recipe: str):
+    try:
+        return load_recipe(recipe)
+    except RecipeError as e:
+        raise click.ClickException(f"invalid recipe\n{e}") from None
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: the recipe's output_dir, relative to the recipe).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the planned stages, models, sample counts and estimated number of "
+                   "generations and sandbox runs; run nothing.")
+@click.option("--stages", default=None, metavar="S1,S2",
+              help="Run the pipeline only as far as the last stage named "
+                   f"({', '.join(STAGE_NAMES)}); earlier stages are reused from the cache.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
+@click.option("-v", "--verbose", is_flag=True)
+def build(recipe: str, out: str | None, dry_run: bool, stages: str | None, no_progress: bool,
+          verbose: bool) -> None:
+    """Run (or resume) the build described by RECIPE.
+
+    Finished shards of every stage are kept under the work folder
+    (OUTPUT/.work by default); running the same command again skips them, and
+    a killed run resumes where it stopped with identical results.
+    """
+    _setup_logging(verbose)
+    r = _load(recipe)
+    if dry_run:
+        from .build import plan
+
+        click.echo(plan(r, Path(recipe)))
+        return
+    stage_list = None
+    if stages:
+        stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
+        bad = [s for s in stage_list if s not in STAGE_NAMES]
+        if bad:
+            raise click.BadParameter(f"unknown stage {bad[0]!r}; choose from "
+                                     f"{', '.join(STAGE_NAMES)}", param_hint="--stages")
+    from .build import build as run_build
+
+    res = run_build(r, Path(recipe), out=Path(out) if out else None, stages=stage_list,
+                    progress=not no_progress)
+    click.echo(f"\nbuild finished in {res.seconds:.1f}s")
+    for name, files in res.files.items():
+        import polars as pl
+
+        n = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
+        click.echo(f"  {name.upper():4s} {n:6d} records  {files[0].parent}/")
+    if res.files:
+        click.echo(f"output: {res.out_dir}")
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+def validate(recipe: str) -> None:
+    """Check RECIPE without running anything.
+
+    Unknown keys, wrong types and out-of-range values are reported with the
+    YAML line and path, e.g. `recipe.yaml:14: models[2].sampling.top_p: must be <= 1`.
+    """
+    r = _load(recipe)
+    click.echo(f"{recipe}: OK ({len(r.prompts)} prompt sources, {len(r.models)} models, "
+               f"reward model: {r.reward_model.path if r.reward_model else 'none'})")
+
+
+@cli.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.option("-n", "--examples", default=2, show_default=True, help="Records shown per set.")
+def inspect(out: str, examples: int) -> None:
+    """Counts and a few pretty-printed records of a built output folder OUT."""
+    import polars as pl
+    from rich.console import Console
+    from rich.pretty import Pretty
+
+    con = Console()
+    root = Path(out)
+    found = False
+    for name in ("sft", "dpo", "wrpo"):
+        files = sorted(root.glob(f"{name}/*.parquet")) + sorted(
+            root.glob(f"data/{name}/*.parquet"))
+        if not files:
+            continue
+        found = True
+        df = pl.read_parquet(files)
+        con.rule(f"{name.upper()}: {df.height} records, {len(files)} file(s)")
+        if "source_model" in df.columns and df.height:
+            counts = df.group_by("category", "source_model").len().sort("category",
+                                                                        "source_model")
+            con.print(counts)
+        for row in df.head(examples).to_dicts():
+            con.print(Pretty(row, max_string=300))
+    drops = root / "drops.parquet"
+    if drops.exists():
+        d = pl.read_parquet(drops)
+        con.rule(f"dropped prompts: {d.height}")
+        if d.height:
+            con.print(d.group_by("split", "reason").len().sort("split", "reason"))
+    if not found:
+        raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files found")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""The stage engine: content-addressed, sharded, resumable.
+
+Every stage output lives in ``WORK/<stage>/<label>-<key>/`` where ``key`` is a
+hash of the stage's name and version, the part of the recipe that affects it,
+and the keys of its inputs (a Merkle chain).  So:
+
+* a finished stage is found again by recomputing its key: a re-run does no work;
+* changing one model's sampling parameters changes only that model's sample key
+  (and the keys downstream of it): other models stay cached;
+* inside a stage, records are cut into fixed shards (``executor.shard_size``
+  rows, in input order).  A shard is written to a temp file and renamed only
+  when complete, so after a SIGKILL at any point the folder holds whole shards
+  only; the re-run computes just the missing ones.  Shard boundaries depend on
+  the input alone, and each shard is seeded from its index, so the resumed
+  result is identical to an uninterrupted one.
+
+Stages follow datatrove's shape: ``run(records, rank, world_size)`` gets one
+shard as a polars DataFrame and returns the output records.  *Executors* decide
+where shards run (here: in-process; :mod:`fusedata.executors` may add others).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+log = logging.getLogger("fusedata")
+
+DONE = "_DONE.json"
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """Hash of a JSON-able object, independent of dict order (the cache key primitive)."""
+    blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]
+
+
+def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
+    """Write ``df`` so that ``path`` either does not exist or holds the complete file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    df.write_parquet(tmp, compression="zstd", statistics=True)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _clean_temps(folder: Path) -> None:
+    for p in folder.glob(".*.tmp-*"):
+        p.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A finished set of Parquet files plus the key that names its content."""
+
+    files: tuple[Path, ...]
+    key: str
+    schema: dict[str, pl.DataType] | None = None
+
+    def scan(self) -> pl.LazyFrame:
+        if not self.files:
+            return pl.LazyFrame(schema=self.schema or {})
+        return pl.scan_parquet(list(self.files))
+
+    def read(self) -> pl.DataFrame:
+        return self.scan().collect()
+
+    def num_rows(self) -> int:
+        if not self.files:
+            return 0
+        return int(self.scan().select(pl.len()).collect().item())
+
+    @staticmethod
+    def concat(parts: Sequence[Dataset]) -> Dataset:
+        files = tuple(f for p in parts for f in p.files)
+        return Dataset(files, stable_hash([p.key for p in parts]))
+
+
+class Stage(ABC):
+    """One step of the build.  Subclasses set ``name`` and implement :meth:`run`.
+
+    ``fingerprint()`` must return everything in the config that changes the
+    output (it is hashed into the cache key); ``version`` is bumped when the
+    code's output changes for the same config.  ``setup()`` loads heavy things
+    (models) and is called only when at least one shard is pending, so a cached
+    re-run never loads a model.  ``run()`` must accept an empty frame.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    shard_size: int = 64
+
+    @abstractmethod
+    def fingerprint(self) -> Any: ...
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Load models or start worker pools (only when there is work)."""
+
+    def teardown(self) -> None:  # noqa: B027 - optional hook
+        """Free what setup() took (GPU memory, processes)."""
+
+    @abstractmethod
+    def run(self, records: pl.DataFrame, rank: int, world_size: int) -> pl.DataFrame: ...
+
+    def summarize(self, out: pl.DataFrame) -> str:
+        """A short human line about a finished shard set (drop reasons etc.)."""
+        return ""
+
+
+@dataclass
+class StageResult:
+    dataset: Dataset
+    cached: bool
+    rows_in: int
+    rows_out: int
+    seconds: float
+    folder: Path
+    note: str = ""
+
+
+@dataclass
+class Engine:
+    """Runs stages against a work directory; see the module docstring."""
+
+    work: Path
+    shard_size: int = 64
+    progress: bool = True
+    results: list[tuple[str, StageResult]] = field(default_factory=list)
+
+    def stage_dir(self, stage: Stage, label: str, key: str) -> Path:
+        return self.work / stage.name / f"{label}-{key}"
+
+    def key_for(self, stage: Stage, input_keys: Iterable[str]) -> str:
+        return stable_hash(
+            {
+                "stage": stage.name,
+                "version": stage.version,
+                "config": stage.fingerprint(),
+                "inputs": list(input_keys),
+            }
+        )
+
+    # ------------------------------------------------------------------ map
+    def map(self, stage: Stage, inputs: Dataset, label: str) -> StageResult:
+        """Run ``stage`` shard by shard over ``inputs``; resume where a previous run stopped."""
+        key = self.key_for(stage, [inputs.key])
+        folder = self.stage_dir(stage, label, key)
+        done = folder / DONE
+        tag = f"{stage.name}[{label}]"
+        if done.exists():
+            meta = json.loads(done.read_text())
+            files = tuple(folder / f for f in meta["files"])
+            res = StageResult(
+                Dataset(files, key), True, meta["rows_in"], meta["rows_out"], 0.0, folder,
+                meta.get("note", ""),
+            )
+            log.info("%s: cached (%d -> %d records) %s", tag, res.rows_in, res.rows_out, folder)
+            self.results.append((tag, res))
+            return res
+
+        folder.mkdir(parents=True, exist_ok=True)
+        _clean_temps(folder)
+        t0 = time.perf_counter()
+        n = inputs.num_rows()
+        size = getattr(stage, "shard_size", None) or self.shard_size
+        n_shards = max(1, -(-n // size))
+        names = [f"shard-{i:05d}.parquet" for i in range(n_shards)]
+        pending = [i for i in range(n_shards) if not (folder / names[i]).exists()]
+        if len(pending) < n_shards:
+            log.info("%s: resuming, %d of %d shards already done", tag, n_shards - len(pending),
+                     n_shards)
+        if pending:
+            scan = inputs.scan()
+            bar = _bar(total=sum(min(size, n - i * size) for i in pending) if n else 0,
+                       desc=tag, enabled=self.progress)
+            started = False
+            try:
+                for i in pending:
+                    shard = scan.slice(i * size, size).collect() if n else inputs.read()
+                    if shard.height and not started:
+                        stage.setup()
+                        started = True
+                    out = stage.run(shard, i, n_shards)
+                    atomic_write_parquet(out, folder / names[i])
+                    bar.update(shard.height)
+            finally:
+                bar.close()
+                if started:
+                    stage.teardown()
+        files = tuple(folder / nm for nm in names)
+        out_ds = Dataset(files, key)
+        rows_out = out_ds.num_rows()
+        note = stage.summarize(out_ds.read()) if rows_out or n else ""
+        meta = {"files": names, "rows_in": n, "rows_out": rows_out, "note": note,
+                "seconds": round(time.perf_counter() - t0, 3), "stage": stage.name,
+                "label": label, "config": stage.fingerprint(), "input": inputs.key}
+        atomic_write_text(json.dumps(meta, indent=1, default=str), done)
+        res = StageResult(out_ds, False, n, rows_out, time.perf_counter() - t0, folder, note)
+        log.info("%s: %d -> %d records in %.1fs%s", tag, n, rows_out, res.seconds,
+                 f"; {note}" if note else "")
+        self.results.append((tag, res))
+        return res
+
+    # --------------------------------------------------------------- reduce
+    def reduce(self, stage: ReduceStage, inputs: dict[str, Dataset], label: str = "all"
+               ) -> dict[str, Dataset]:
+        """Run a whole-table stage (e.g. selection) that writes several named tables."""
+        key = self.key_for(stage, [f"{k}={v.key}" for k, v in sorted(inputs.items())])
+        folder = self.stage_dir(stage, label, key)
+        done = folder / DONE
+        tag = f"{stage.name}[{label}]"
+        if done.exists():
+            meta = json.loads(done.read_text())
+            log.info("%s: cached %s", tag, folder)
+            out = {t: Dataset((folder / f"{t}.parquet",), stable_hash([key, t]))
+                   for t in meta["tables"]}
+            self.results.append((tag, StageResult(next(iter(out.values()), Dataset((), key)),
+                                                  True, meta["rows_in"], meta["rows_out"], 0.0,
+                                                  folder, meta.get("note", ""))))
+            return out
+        folder.mkdir(parents=True, exist_ok=True)
+        _clean_temps(folder)
+        t0 = time.perf_counter()
+        tables = stage.reduce({k: v for k, v in inputs.items()})
+        for t, df in tables.items():
+            atomic_write_parquet(df, folder / f"{t}.parquet")
+        rows_in = sum(v.num_rows() for v in inputs.values())
+        rows_out = {t: df.height for t, df in tables.items()}
+        note = stage.summarize_tables(tables)
+        meta = {"tables": list(tables), "rows_in": rows_in, "rows_out": rows_out, "note": note,
+                "seconds": round(time.perf_counter() - t0, 3), "config": stage.fingerprint()}
+        atomic_write_text(json.dumps(meta, indent=1, default=str), done)
+        log.info("%s: %d records -> %s in %.1fs%s", tag, rows_in,
+                 ", ".join(f"{t} {n}" for t, n in rows_out.items()), time.perf_counter() - t0,
+                 f"; {note}" if note else "")
+        self.results.append((tag, StageResult(Dataset((), key), False, rows_in,
+                                              sum(rows_out.values()), time.perf_counter() - t0,
+                                              folder, note)))
+        return {t: Dataset((folder / f"{t}.parquet",), stable_hash([key, t])) for t in tables}
+
+
+class ReduceStage(ABC):
+    """A stage that needs whole tables at once (selection, export)."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+
+    @abstractmethod
+    def fingerprint(self) -> Any: ...
+
+    @abstractmethod
+    def reduce(self, inputs: dict[str, Dataset]) -> dict[str, pl.DataFrame]: ...
+
+    def summarize_tables(self, tables: dict[str, pl.DataFrame]) -> str:
+        return ""
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    if not enabled or total == 0:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rec", dynamic_ncols=True, leave=False)
