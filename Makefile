@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/fusedata build recipes/demo.yaml
 
 test: $(STAMP)
-	$(BIN)/ruff check fusedata sandbox tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

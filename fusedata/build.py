@@ -61,10 +61,19 @@ def build(recipe: Recipe, recipe_path: Path, out: Path | None = None,
     recipe = resolve(recipe, base)
     out_dir = out.resolve() if out else recipe.out_path(base)
     work = (out_dir / ".work") if (out and not recipe.work_dir) else recipe.work_path(base)
-    engine = Engine(work=work, shard_size=recipe.executor.shard_size, progress=progress)
-    if recipe.executor.type != "local":
-        raise NotImplementedError(
-            f"executor {recipe.executor.type!r} is not available in this version; use 'local'")
+    from .executors import get_executor
+
+    executor = get_executor(recipe.executor)
+    engine = Engine(work=work, shard_size=recipe.executor.shard_size, progress=progress,
+                    executor=executor)
+    try:
+        return _run(recipe, base, out_dir, engine, stages, t0)
+    finally:
+        executor.close()
+
+
+def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
+         stages: tuple[str, ...] | None, t0: float) -> BuildResult:
     # `stages` names what the user wants; the build goes as far as the last one named
     # (earlier stages come from the cache, or run if they never ran).
     last = max(STAGES.index(s) for s in (stages or STAGES))

@@ -56,10 +56,15 @@ def _load(recipe: str):
 @click.option("--stages", default=None, metavar="S1,S2",
               help="Run the pipeline only as far as the last stage named "
                    f"({', '.join(STAGE_NAMES)}); earlier stages are reused from the cache.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where shards run (overrides the recipe's executor.type).")
+@click.option("--address", default=None,
+              help="Ray cluster address for --executor ray (e.g. 10.0.0.1:6379; default: "
+                   "RAY_ADDRESS or a local Ray instance).")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
 @click.option("-v", "--verbose", is_flag=True)
-def build(recipe: str, out: str | None, dry_run: bool, stages: str | None, no_progress: bool,
-          verbose: bool) -> None:
+def build(recipe: str, out: str | None, dry_run: bool, stages: str | None, executor: str | None,
+          address: str | None, no_progress: bool, verbose: bool) -> None:
     """Run (or resume) the build described by RECIPE.
 
     Finished shards of every stage are kept under the work folder
@@ -68,6 +73,9 @@ def build(recipe: str, out: str | None, dry_run: bool, stages: str | None, no_pr
     """
     _setup_logging(verbose)
     r = _load(recipe)
+    if executor or address:
+        r.executor.type = executor or r.executor.type
+        r.executor.address = address or r.executor.address
     if dry_run:
         from .build import plan
 

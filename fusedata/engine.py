@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
     """Write ``df`` so that ``path`` either does not exist or holds the complete file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     df.write_parquet(tmp, compression="zstd", statistics=True)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
@@ -57,7 +58,7 @@ def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
 
 def atomic_write_text(text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
@@ -125,6 +126,61 @@ class Stage(ABC):
         return ""
 
 
+def shard_name(i: int) -> str:
+    return f"shard-{i:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """What an executor needs to run the pending shards of one stage (picklable)."""
+
+    stage: Stage
+    inputs: Dataset
+    pending: tuple[int, ...]
+    size: int
+    n_shards: int
+    n_rows: int
+    folder: Path
+    label: str
+
+
+def run_shard(stage: Stage, inputs: Dataset, i: int, size: int, n_shards: int,
+              folder: Path) -> int:
+    """Compute shard ``i`` of ``stage`` and commit it atomically; returns input rows.
+
+    Idempotent: a shard already committed (by this or any other worker, e.g.
+    before a crash and retry) is not recomputed.  The caller must have run
+    ``stage.setup()`` in this process if the shard is non-empty.
+    """
+    path = folder / shard_name(i)
+    if path.exists():
+        return 0
+    shard = inputs.scan().slice(i * size, size).collect() if inputs.files else inputs.read()
+    out = stage.run(shard, i, n_shards)
+    atomic_write_parquet(out, path)
+    return shard.height
+
+
+class LocalExecutor:
+    """Runs pending shards one after another in this process (the default)."""
+
+    def map_shards(self, plan: ShardPlan, on_done: Any) -> None:
+        stage = plan.stage
+        started = False
+        try:
+            for i in plan.pending:
+                if not started and plan.n_rows:
+                    stage.setup()
+                    started = True
+                on_done(run_shard(stage, plan.inputs, i, plan.size, plan.n_shards, plan.folder))
+        finally:
+            if started:
+                stage.teardown()
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class StageResult:
     dataset: Dataset
@@ -143,6 +199,7 @@ class Engine:
     work: Path
     shard_size: int = 64
     progress: bool = True
+    executor: Any = field(default_factory=LocalExecutor)
     results: list[tuple[str, StageResult]] = field(default_factory=list)
 
     def stage_dir(self, stage: Stage, label: str, key: str) -> Path:
@@ -182,29 +239,19 @@ class Engine:
         n = inputs.num_rows()
         size = getattr(stage, "shard_size", None) or self.shard_size
         n_shards = max(1, -(-n // size))
-        names = [f"shard-{i:05d}.parquet" for i in range(n_shards)]
+        names = [shard_name(i) for i in range(n_shards)]
         pending = [i for i in range(n_shards) if not (folder / names[i]).exists()]
         if len(pending) < n_shards:
             log.info("%s: resuming, %d of %d shards already done", tag, n_shards - len(pending),
                      n_shards)
         if pending:
-            scan = inputs.scan()
             bar = _bar(total=sum(min(size, n - i * size) for i in pending) if n else 0,
                        desc=tag, enabled=self.progress)
-            started = False
             try:
-                for i in pending:
-                    shard = scan.slice(i * size, size).collect() if n else inputs.read()
-                    if shard.height and not started:
-                        stage.setup()
-                        started = True
-                    out = stage.run(shard, i, n_shards)
-                    atomic_write_parquet(out, folder / names[i])
-                    bar.update(shard.height)
+                plan = ShardPlan(stage, inputs, tuple(pending), size, n_shards, n, folder, tag)
+                self.executor.map_shards(plan, bar.update)
             finally:
                 bar.close()
-                if started:
-                    stage.teardown()
         files = tuple(folder / nm for nm in names)
         out_ds = Dataset(files, key)
         rows_out = out_ds.num_rows()

@@ -1,0 +1,132 @@
+"""`executor: ray` on a local Ray cluster: same records as local, survives worker/driver kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from .conftest import demo_recipe_dict, write_recipe
+
+ray = pytest.importorskip("ray")
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """`ray start --head` on 127.0.0.1 with 2 CPUs; stopped after the module."""
+    port = _free_port()
+    tmp = tmp_path_factory.mktemp("ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    cmd = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+           "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={tmp}",
+           "--disable-usage-stats"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _recipe(tmp: Path, models, name: str, executor: dict) -> Path:
+    d = demo_recipe_dict(models, tmp / name)
+    d["executor"] = {"shard_size": 4, **executor}
+    return write_recipe(tmp / f"{name}.yaml", d)
+
+
+def _cli(recipe: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fusedata.cli", "build", str(recipe),
+                             "--no-progress", *extra], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _records(out: Path) -> dict[str, pl.DataFrame]:
+    res = {t: pl.read_parquet(sorted(out.glob(f"{t}/*.parquet")) or
+                              sorted(out.glob(f"data/{t}/*.parquet"))) for t in ("sft", "dpo")}
+    for st in ("sample", "score", "verify"):
+        res[st] = pl.read_parquet(sorted((out / ".work" / st).glob("*/shard-*.parquet")))
+    return res
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    for k in a:
+        x = a[k].sort(a[k].columns[0]) if k in ("sft", "dpo") else a[k].sort("response_id")
+        y = b[k].sort(b[k].columns[0]) if k in ("sft", "dpo") else b[k].sort("response_id")
+        assert x.equals(y), k
+
+
+@pytest.fixture(scope="module")
+def local_ref(tiny_models, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("local")
+    p = _cli(_recipe(tmp, tiny_models, "local", {"type": "local"}))
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    return _records(tmp / "local")
+
+
+def test_ray_build_equals_local(cluster, tiny_models, tmp_path, local_ref):
+    rec = _recipe(tmp_path, tiny_models, "ray", {"type": "local"})
+    p = _cli(rec, "--executor", "ray", "--address", cluster)
+    err = p.communicate(timeout=300)[1].decode()
+    assert p.returncode == 0, err[-3000:]
+    assert "Ray actor" in err
+    got = _records(tmp_path / "ray")
+    assert got["sample"]["response_id"].is_unique().all()
+    _assert_same(got, local_ref)
+
+
+def test_ray_worker_killed_mid_stage(cluster, tiny_models, tmp_path, local_ref):
+    import psutil
+
+    rec = _recipe(tmp_path, tiny_models, "wk", {"type": "ray", "address": cluster})
+    p = _cli(rec)
+    sample = tmp_path / "wk" / ".work" / "sample"
+    killed = None
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None and killed is None:
+        if list(sample.glob("policy-a-*/shard-*.parquet")):
+            for proc in psutil.process_iter(["pid", "cmdline"]):
+                cmd = " ".join(proc.info["cmdline"] or [])
+                if "ShardWorker" in cmd:
+                    os.kill(proc.info["pid"], signal.SIGKILL)
+                    killed = proc.info["pid"]
+                    break
+        time.sleep(0.02)
+    err = p.communicate(timeout=300)[1].decode()
+    assert killed is not None, "no Ray worker was found to kill"
+    assert p.returncode == 0, err[-3000:]
+    got = _records(tmp_path / "wk")
+    assert got["sample"]["response_id"].is_unique().all()
+    _assert_same(got, local_ref)
+
+
+def test_ray_driver_killed_then_restarted(cluster, tiny_models, tmp_path, local_ref):
+    rec = _recipe(tmp_path, tiny_models, "dk", {"type": "ray", "address": cluster})
+    p = _cli(rec)
+    sample = tmp_path / "dk" / ".work" / "sample"
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+        if len(list(sample.glob("policy-a-*/shard-*.parquet"))) >= 2:
+            p.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL, "driver finished before it could be killed"
+    p = _cli(rec)
+    err = p.communicate(timeout=300)[1].decode()
+    assert p.returncode == 0, err[-3000:]
+    assert "resuming" in err
+    _assert_same(_records(tmp_path / "dk"), local_ref)
