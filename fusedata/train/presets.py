@@ -130,6 +130,6 @@ def common_args(output_dir: str, *, lr: float, epochs: float, n_rows: int, per_d
         data_seed=seed,
         logging_steps=1,
         report_to="none",
-        gradient_checkpointing=gradient_checkpointing,
         dataloader_num_workers=0,
+        gradient_checkpointing=gradient_checkpointing,
     )

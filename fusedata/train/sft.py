@@ -35,7 +35,7 @@ def sft_config(output_dir: str, *, n_rows: int, lr: float | None = None, preset:
                epochs: float = P.SFT_EPOCHS, per_device_batch: int = 2,
                effective_batch: int = P.EFFECTIVE_BATCH, max_length: int = P.MAX_LENGTH,
                max_steps: int = -1, bf16: bool | None = None, seed: int = 0,
-               save_steps: int = P.SAVE_STEPS, gradient_checkpointing: bool = False):
+               save_steps: int = P.SAVE_STEPS, gradient_checkpointing: bool = True):
     """``SFTConfig`` with the paper's SFT recipe (lr from the preset unless given)."""
     require_train()
     from trl import SFTConfig

@@ -32,6 +32,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 from trl.data_utils import _tokenize, common_prefix_length, is_conversational  # noqa: E402
+from trl.models import prepare_deepspeed  # noqa: E402
+from trl.models.utils import disable_gradient_checkpointing  # noqa: E402
 from trl.trainer.dpo_trainer import DataCollatorForPreference  # noqa: E402
 from trl.trainer.utils import pad  # noqa: E402
 
@@ -101,7 +103,9 @@ class DataCollatorForWRPO(DataCollatorForPreference):
         for name in COMPLETIONS:
             key = f"ref_{name}_logps"
             if key in examples[0]:
-                out[key] = torch.tensor([ex[key] for ex in examples])
+                # float64: summed log-probs are large, and float32 would round the small
+                # log-ratios computed from them
+                out[key] = torch.tensor([ex[key] for ex in examples], dtype=torch.float64)
         return out
 
 
@@ -173,7 +177,8 @@ class WRPOTrainer(DPOTrainer):
         """Summed reference log-probs of one padded batch, as (y_ws, y_wt, y_l)."""
         model_kwargs = {k: inputs[k] for k in ("input_ids", "attention_mask")}
         labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
-        with torch.no_grad(), self.accelerator.autocast():
+        with (torch.no_grad(), self.accelerator.autocast(),
+              disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs)):
             logps = model(**model_kwargs, labels=labels, use_cache=False,
                           fused_lm_head=True).log_probs
         return logps.sum(dim=1).chunk(3, dim=0)
@@ -183,7 +188,13 @@ class WRPOTrainer(DPOTrainer):
         loader = self.accelerator.prepare(DataLoader(
             dataset, batch_size=batch_size, collate_fn=self.data_collator, shuffle=False,
             num_workers=self.args.dataloader_num_workers))
-        model = self.ref_model or self.model
+        if self.ref_model is None and self.is_deepspeed_enabled:
+            # as DPOTrainer: ZeRO parameters are not placed yet, wrap them for inference once
+            if self._precompute_engine is None:
+                self._precompute_engine = prepare_deepspeed(self.model, self.accelerator)
+            model = self._precompute_engine
+        else:
+            model = self.ref_model or self.model
         was_training = model.training
         model.eval()
         cols: list[list[torch.Tensor]] = [[], [], []]
@@ -191,7 +202,7 @@ class WRPOTrainer(DPOTrainer):
             parts = self.compute_ref_log_probs(model, batch)
             parts = self.accelerator.gather_for_metrics(tuple(parts))
             for acc, p in zip(cols, parts, strict=True):
-                acc.append(p.float().cpu())
+                acc.append(p.double().cpu())
         model.train(was_training)
         for c, acc in zip(COMPLETIONS, cols, strict=True):
             dataset = dataset.add_column(f"ref_{c}_logps", torch.cat(acc).tolist())
@@ -212,13 +223,13 @@ class WRPOTrainer(DPOTrainer):
         logps = outputs.log_probs[:, -seq_len:].sum(dim=1)
         pol_ws, pol_wt, pol_l = logps.chunk(3, dim=0)
         if self.precompute_ref_logps:
-            ref_ws, ref_wt, ref_l = (inputs[f"ref_{c}_logps"].to(logps.device)
+            ref_ws, ref_wt, ref_l = (inputs[f"ref_{c}_logps"].to(logps.device, torch.float64)
                                      for c in COMPLETIONS)
         else:
             ref_ws, ref_wt, ref_l = self.compute_ref_log_probs(self.ref_model, inputs)
         r_ws, r_wt, r_l = pol_ws - ref_ws, pol_wt - ref_wt, pol_l - ref_l
         alpha = self.current_alpha()
-        loss = wrpo_loss(r_ws, r_wt, r_l, self.beta, alpha).mean()
+        loss = wrpo_loss(r_ws, r_wt, r_l, self.beta, alpha).mean().to(logps.dtype)
 
         m = self._metrics[mode]
         gather = self.accelerator.gather_for_metrics
@@ -243,7 +254,7 @@ def wrpo_config(output_dir: str, *, n_rows: int, lr: float | None = None,
                 per_device_batch: int = 2, effective_batch: int | None = None,
                 max_length: int | None = None, max_steps: int = -1, bf16: bool | None = None,
                 seed: int = 0, save_steps: int | None = None,
-                gradient_checkpointing: bool = False) -> WRPOConfig:
+                gradient_checkpointing: bool = True) -> WRPOConfig:
     """``WRPOConfig`` with the paper's settings (lr 3e-7, beta 0.01, alpha_max 0.1, 1 epoch)."""
     from . import presets as P
 
