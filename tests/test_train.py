@@ -255,3 +255,27 @@ def test_find_and_load_sets_in_both_layouts(tmp_path):
     _write(tmp_path / "c" / "data" / "wrpo", pl.DataFrame({"prompt": [_msg("user", "x")]}))
     with pytest.raises(TrainDataError, match="lacks column.*chosen_source"):
         load_set(tmp_path / "c", "wrpo")
+
+
+def test_sft_on_a_set_smaller_than_one_batch_steps_once_per_epoch(tiny_models, tmp_path):
+    import datasets
+    from trl import SFTTrainer
+
+    from fusedata.train.sft import sft_config
+
+    rows = [{"messages": _msg("user", p) + _msg("assistant", g)}
+            for p, g in zip(PROMPTS + PROMPTS[:2], GOOD + GOOD[:2], strict=True)]
+    args = sft_config(str(tmp_path / "sft"), n_rows=len(rows), lr=1e-3, per_device_batch=2,
+                      bf16=False, gradient_checkpointing=False)
+    assert args.gradient_accumulation_steps == 3 and args.num_train_epochs == 3
+    path = tiny_models["target"]
+    tr = SFTTrainer(model=str(path), args=args, processing_class=_tok(path),
+                    train_dataset=datasets.Dataset.from_list(rows))
+    # assistant-only loss: the prompt's tokens are -100 in the labels, the answer's are not
+    ex = tr.train_dataset[0]
+    n_prompt = len(_tok(path).apply_chat_template(rows[0]["messages"][:1],
+                                                  add_generation_prompt=True)["input_ids"])
+    assert all(t == -100 for t in ex["labels"][:n_prompt])
+    assert ex["labels"][n_prompt:] == ex["input_ids"][n_prompt:len(ex["labels"])]
+    tr.train()
+    assert tr.state.global_step == 3  # 6 rows = one effective batch per epoch, 3 epochs
