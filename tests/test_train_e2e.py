@@ -89,6 +89,20 @@ def test_sft_then_ln_dpo_then_wrpo(demo_out, tiny_models, tmp_path):
     assert [h["alpha"] for h in hist["log_history"] if "alpha" in h] == pytest.approx(
         [0.0, 0.1, 0.2])
 
+    # --resume continues from the newest checkpoint instead of starting over: a marker put
+    # into checkpoint-3's state must reappear in checkpoint-4's (a fresh run would not have it)
+    st3 = sft_dir / "checkpoint-3" / "trainer_state.json"
+    s3 = json.loads(st3.read_text())
+    s3["log_history"].insert(0, {"fusedata_marker": 1, "step": 0})
+    st3.write_text(json.dumps(s3))
+    _invoke("sft", str(demo_out), "--model", str(tiny_models["target"]),
+                  "--output-dir", str(sft_dir), *common[2:], "--max-steps", "4", "--resume")
+    state = json.loads((sft_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["log_history"][0] == {"fusedata_marker": 1, "step": 0}
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3, 4]
+    assert sorted(p.name for p in sft_dir.glob("checkpoint-*")) == ["checkpoint-3",
+                                                                    "checkpoint-4"]
+
 
 def test_help_shows_presets_and_missing_sets_are_named(tmp_path):
     res = CliRunner().invoke(cli, ["train", "sft", "--help"])

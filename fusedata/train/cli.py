@@ -43,6 +43,8 @@ def _common(fn: Callable) -> Callable:
                      help="Recompute activations in the backward pass (TRL's default; saves memory)."),
         click.option("--chat-template", type=click.Path(exists=True, dir_okay=False),
                      default=None, help="Jinja chat template file replacing the tokenizer's."),
+        click.option("--resume", is_flag=True,
+                     help="Continue from the newest checkpoint in the output folder."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("-v", "--verbose", is_flag=True),
     ]

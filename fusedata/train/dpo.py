@@ -18,7 +18,7 @@ from pathlib import Path
 from . import presets as P
 from . import require_train
 from .data import load_set
-from .sft import load_tokenizer
+from .sft import finish, load_tokenizer
 
 log = logging.getLogger("fusedata")
 
@@ -49,7 +49,7 @@ def dpo_config(output_dir: str, *, n_rows: int, lr: float | None = None,
 
 
 def train_dpo(out: str | Path, model: str, output_dir: str | Path | None = None, *,
-              chat_template: str | None = None, **cfg) -> Path:
+              chat_template: str | None = None, resume: bool = False, **cfg) -> Path:
     """Preference-train ``model`` (the SFT checkpoint) on ``OUT``'s DPO set."""
     require_train()
     from trl import DPOTrainer
@@ -62,7 +62,4 @@ def train_dpo(out: str | Path, model: str, output_dir: str | Path | None = None,
              args.per_device_train_batch_size, args.gradient_accumulation_steps)
     tok = load_tokenizer(model, chat_template)
     trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
-    trainer.train()
-    trainer.save_model(str(output_dir))
-    tok.save_pretrained(str(output_dir))
-    return output_dir
+    return finish(trainer, tok, output_dir, resume)

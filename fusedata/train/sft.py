@@ -31,6 +31,27 @@ def load_tokenizer(model: str, chat_template: str | None = None):
     return tok
 
 
+def finish(trainer, tok, output_dir: Path, resume: bool) -> Path:
+    """Train (resuming from the newest checkpoint in ``output_dir`` if asked), save model + tokenizer.
+
+    Checkpoints are written every ``save_steps``; ``resume`` picks up after the
+    last one, so a killed run loses at most ``save_steps`` steps.
+    """
+    ckpt = None
+    if resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        ckpt = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if ckpt:
+            log.info("resuming from %s", ckpt)
+        else:
+            log.info("no checkpoint in %s: starting from the beginning", output_dir)
+    trainer.train(resume_from_checkpoint=ckpt)
+    trainer.save_model(str(output_dir))
+    tok.save_pretrained(str(output_dir))
+    return output_dir
+
+
 def sft_config(output_dir: str, *, n_rows: int, lr: float | None = None, preset: str | None = None,
                epochs: float = P.SFT_EPOCHS, per_device_batch: int = 2,
                effective_batch: int = P.EFFECTIVE_BATCH, max_length: int = P.MAX_LENGTH,
@@ -52,7 +73,7 @@ def sft_config(output_dir: str, *, n_rows: int, lr: float | None = None, preset:
 
 
 def train_sft(out: str | Path, model: str, output_dir: str | Path | None = None, *,
-              chat_template: str | None = None, **cfg) -> Path:
+              chat_template: str | None = None, resume: bool = False, **cfg) -> Path:
     """Fine-tune ``model`` on ``OUT``'s SFT set; saves the final model to ``output_dir``."""
     require_train()
     from trl import SFTTrainer
@@ -65,7 +86,4 @@ def train_sft(out: str | Path, model: str, output_dir: str | Path | None = None,
              args.gradient_accumulation_steps, P.world_size())
     tok = load_tokenizer(model, chat_template)
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
-    trainer.train()
-    trainer.save_model(str(output_dir))
-    tok.save_pretrained(str(output_dir))
-    return output_dir
+    return finish(trainer, tok, output_dir, resume)

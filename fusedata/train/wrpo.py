@@ -274,13 +274,14 @@ def wrpo_config(output_dir: str, *, n_rows: int, lr: float | None = None,
     )
 
 
-def train_wrpo(out, model: str, output_dir=None, *, chat_template: str | None = None, **cfg):
+def train_wrpo(out, model: str, output_dir=None, *, chat_template: str | None = None,
+               resume: bool = False, **cfg):
     """WRPO-train ``model`` (the SFT checkpoint) on ``OUT``'s WRPO triplets."""
     import logging
     from pathlib import Path
 
     from .data import load_set
-    from .sft import load_tokenizer
+    from .sft import finish, load_tokenizer
 
     output_dir = Path(output_dir or Path(out) / "checkpoints" / "wrpo")
     ds = load_set(out, "wrpo")
@@ -290,10 +291,7 @@ def train_wrpo(out, model: str, output_dir=None, *, chat_template: str | None = 
         args.beta, args.alpha_schedule, args.alpha_max)
     tok = load_tokenizer(model, chat_template)
     trainer = WRPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
-    trainer.train()
-    trainer.save_model(str(output_dir))
-    tok.save_pretrained(str(output_dir))
-    return output_dir
+    return finish(trainer, tok, output_dir, resume)
 
 
 __all__ = ["WRPOConfig", "WRPOTrainer", "DataCollatorForWRPO", "alpha_at", "wrpo_loss",
