@@ -90,7 +90,7 @@ def _dpo_trainer(path, tmp_path, *, length_normalize: bool, beta: float):
                       train_dataset=datasets.Dataset.from_list(_dpo_rows()))
 
 
-def _wrpo_trainer(path, tmp_path, **kw):
+def _wrpo_trainer(path, tmp_path, precompute: bool = True, **kw):
     import datasets
 
     from fusedata.train.wrpo import WRPOTrainer, wrpo_config
@@ -99,6 +99,7 @@ def _wrpo_trainer(path, tmp_path, **kw):
           "gradient_checkpointing": False, **kw}
     args = wrpo_config(str(tmp_path / "wrpo"), n_rows=4, **kw)
     args.model_init_kwargs = F64
+    args.precompute_ref_log_probs = precompute
     return WRPOTrainer(model=str(path), args=args, processing_class=_tok(path),
                        train_dataset=datasets.Dataset.from_list(_wrpo_rows()))
 
@@ -147,6 +148,19 @@ def test_wrpo_loss_equals_hand_computation(tiny_models, tmp_path):
     ref_cols = torch.cat([batch[f"ref_{c}_logps"] for c in
                           ("chosen_source", "chosen_target", "rejected")]).double()
     assert torch.allclose(ref_cols, _seq_logps(_ref(path), batch).double(), atol=1e-9)
+
+
+def test_wrpo_live_reference_model_gives_the_precomputed_loss(tiny_models, tmp_path):
+    path = tiny_models["target"]
+    losses = []
+    for precompute in (True, False):
+        tr = _wrpo_trainer(path, tmp_path, beta=0.01, alpha_max=0.3, alpha_schedule="fixed",
+                           precompute=precompute)
+        assert (tr.ref_model is None) == precompute  # precomputed: only the policy in memory
+        _perturb(tr.model, scale=0.1)
+        losses.append(tr.compute_loss(tr.model, _batch(tr)).item())
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    assert abs(losses[0] - math.log(2)) > 1e-3
 
 
 def test_wrpo_alpha_zero_equals_dpo_on_target_and_rejected(tiny_models, tmp_path):

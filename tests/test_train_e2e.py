@@ -114,3 +114,14 @@ def test_help_shows_presets_and_missing_sets_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     bad = CliRunner().invoke(cli, ["train", "wrpo", str(tmp_path / "empty"), "--model", "x"])
     assert bad.exit_code != 0 and "no wrpo set" in bad.output
+
+
+def test_missing_trl_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trl", None)  # makes `import trl` raise ImportError
+    monkeypatch.delitem(sys.modules, "fusedata.train.wrpo", raising=False)
+    (tmp_path / "o").mkdir()
+    for verb in ("sft", "wrpo"):
+        res = CliRunner().invoke(cli, ["train", verb, str(tmp_path / "o"), "--model", "x"])
+        assert res.exit_code != 0 and "fusedata[train]" in res.output, res.output

@@ -53,6 +53,16 @@ def _common(fn: Callable) -> Callable:
     return fn
 
 
+def _entry(module: str, name: str) -> Callable:
+    """``fusedata.train.MODULE.NAME``, or a usage error naming the extra when TRL is missing."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(f"fusedata.train.{module}"), name)
+    except ImportError as e:
+        raise click.ClickException(str(e)) from None
+
+
 def _run(fn: Callable, out: str, kw: dict) -> None:
     """Shared body: logging, friendly errors, the final path."""
     from ..cli import _setup_logging
@@ -91,9 +101,7 @@ def train() -> None:
 @click.option("--preset", type=click.Choice(list(P.PRESETS)), default=None, help=PRESET_HELP)
 def sft(out: str, preset: str | None, **kw) -> None:
     """Supervised fine-tuning on OUT's SFT set (assistant-only loss, 3 epochs)."""
-    from .sft import train_sft
-
-    _run(functools.partial(train_sft, preset=preset), out, kw)
+    _run(functools.partial(_entry("sft", "train_sft"), preset=preset), out, kw)
 
 
 @train.command()
@@ -105,9 +113,7 @@ def sft(out: str, preset: str | None, **kw) -> None:
 def dpo(out: str, preset: str | None, beta: float | None, length_normalize: bool | None,
         **kw) -> None:
     """DPO or LN-DPO on OUT's DPO set (1 epoch, precomputed reference log-probs)."""
-    from .dpo import train_dpo
-
-    _run(functools.partial(train_dpo, preset=preset, beta=beta,
+    _run(functools.partial(_entry("dpo", "train_dpo"), preset=preset, beta=beta,
                            length_normalize=length_normalize), out, kw)
 
 
@@ -122,7 +128,5 @@ def dpo(out: str, preset: str | None, beta: float | None, length_normalize: bool
                    "fixed: alpha-max throughout.")
 def wrpo(out: str, beta: float, alpha_max: float, alpha_schedule: str, **kw) -> None:
     """WRPO on OUT's WRPO triplets (lr 3e-7, 1 epoch by default)."""
-    from .wrpo import train_wrpo
-
-    _run(functools.partial(train_wrpo, beta=beta, alpha_max=alpha_max,
+    _run(functools.partial(_entry("wrpo", "train_wrpo"), beta=beta, alpha_max=alpha_max,
                            alpha_schedule=alpha_schedule), out, kw)
