@@ -65,8 +65,9 @@ def _changed(a, b) -> bool:
 
 def test_sft_then_ln_dpo_then_wrpo(demo_out, tiny_models, tmp_path):
     sft_dir, dpo_dir, wrpo_dir = tmp_path / "sft", tmp_path / "dpo", tmp_path / "wrpo"
+    # --batch-size 4 = --per-device-batch: one forward per optimizer step keeps this fast
     common = ["--max-steps", "3", "--save-steps", "1", "--lr", "1e-3", "--per-device-batch", "4",
-              "--no-gradient-checkpointing"]
+              "--batch-size", "4", "--max-length", "256", "--no-gradient-checkpointing"]
     out = _invoke("sft", str(demo_out), "--model", str(tiny_models["target"]),
                   "--output-dir", str(sft_dir), *common)
     assert f"model saved to {sft_dir}" in out
