@@ -20,6 +20,7 @@ checkpointing, precomputed reference log-probs, accelerate) is TRL's.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,8 +164,14 @@ class WRPOTrainer(DPOTrainer):
         kw = {"num_proc": args.dataset_num_proc, "desc": f"Tokenizing {dataset_name} triplets"}
         dataset = dataset.map(tokenize, **kw)
         if args.max_length is not None and args.truncation_mode == "keep_start":
+            # a prompt filling max_length leaves no completion token to learn from
+            n = len(dataset)
             dataset = dataset.filter(lambda ex: len(ex["prompt_ids"]) < args.max_length,
                                      num_proc=args.dataset_num_proc)
+            if len(dataset) < n:
+                logging.getLogger("fusedata").warning(
+                    "WRPO %s: dropped %d of %d triplets whose prompt alone has >= %d tokens "
+                    "(max_length)", dataset_name, n - len(dataset), n, args.max_length)
         return dataset
 
     def _set_signature_columns_if_needed(self):
@@ -277,7 +284,6 @@ def wrpo_config(output_dir: str, *, n_rows: int, lr: float | None = None,
 def train_wrpo(out, model: str, output_dir=None, *, chat_template: str | None = None,
                resume: bool = False, **cfg):
     """WRPO-train ``model`` (the SFT checkpoint) on ``OUT``'s WRPO triplets."""
-    import logging
     from pathlib import Path
 
     from .data import load_set
