@@ -151,6 +151,11 @@ def inspect(out: str, examples: int) -> None:
         raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files found")
 
 
+from .train.cli import train  # noqa: E402
+
+cli.add_command(train)
+
+
 def main() -> None:
     cli()
 
