@@ -1,0 +1,568 @@
+"""The in-sandbox test harness: runs inside the forked, already-confined job process.
+
+Everything here executes *after* privileges were dropped, in the same process as the untrusted
+solution, so the harness assumes the solution will try to cheat and is built accordingly:
+
+* Every reference the harness needs (``os.write``, ``json.dumps``, ``unittest``...) is bound at
+  import time in the worker, before any untrusted code exists, so monkeypatching module
+  attributes cannot redirect the harness.
+* After the solution ran and before the tests run, module dictionaries, ``sys.modules``,
+  import hooks, ``unittest`` classes, tracing/profiling hooks and builtins are restored to the
+  snapshot taken in the worker; tests that rely on a builtin the solution rebound fail loudly.
+* ``assert x == y`` comparisons in test code are rewritten so an object with a Python-level
+  ``__eq__`` that claims equality with a plain value ("AlwaysEqual") fails.
+* A result only counts when it carries the per-job random nonce the worker passed in; the
+  harness writes the pass record only after the last test returned.  Exiting early
+  (``sys.exit``/``os._exit``), deleting test functions, skipping tests or printing fake
+  success lines therefore cannot produce a pass.
+* For function-call and stdin/stdout cases the harness does not judge at all: it reports the
+  produced values (as plain JSON) and the *worker* compares them with the expected outputs.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import json
+import math
+import os
+import sys
+import threading
+import types
+import unittest
+from typing import Any, NoReturn
+
+from pyflakes import checker as _pyflakes_checker
+from pyflakes import messages as _pyflakes_messages
+
+_write = os.write
+_exit = os._exit
+_fork = os.fork
+_waitpid = os.waitpid
+_dumps = json.JSONEncoder(ensure_ascii=True).encode
+_TestResult = unittest.TestResult
+_TestLoader = unittest.TestLoader
+_TestCase = unittest.TestCase
+_BUILTINS = builtins.__dict__
+_UNDEFINED = (
+    _pyflakes_messages.UndefinedName,
+    _pyflakes_messages.UndefinedLocal,
+    _pyflakes_messages.UndefinedExport,
+)
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset)
+_MISSING = object()
+
+# Filled by snapshot_state() in the worker, inherited by every forked job.
+_MOD_SNAPSHOT: list[tuple[types.ModuleType, dict[str, Any]]] = []
+_SYSMOD_SNAPSHOT: dict[str, Any] = {}
+_CLASS_SNAPSHOT: list[tuple[type, dict[str, Any]]] = []
+_META_PATH: list[Any] = []
+_PATH_HOOKS: list[Any] = []
+
+MAX_RECORD = 8 << 20  # bytes of results one job may report
+
+
+def snapshot_state() -> None:
+    """Remember pristine interpreter state; called once in the worker after preloading."""
+    _MOD_SNAPSHOT[:] = [
+        (m, dict(m.__dict__)) for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)
+    ]
+    _SYSMOD_SNAPSHOT.clear()
+    _SYSMOD_SNAPSHOT.update(sys.modules)
+    _CLASS_SNAPSHOT[:] = []
+    for name, mod in list(sys.modules.items()):
+        if name == "unittest" or name.startswith("unittest."):
+            for obj in list(vars(mod).values()):
+                if isinstance(obj, type) and obj.__module__ == name:
+                    _CLASS_SNAPSHOT.append((obj, dict(obj.__dict__)))
+    _META_PATH[:] = sys.meta_path
+    _PATH_HOOKS[:] = sys.path_hooks
+
+
+def _restore_state() -> None:
+    """Undo monkeypatching of pre-imported modules, import machinery and hooks."""
+    sys.settrace(None)
+    sys.setprofile(None)
+    threading.settrace(None)  # type: ignore[arg-type]
+    threading.setprofile(None)  # type: ignore[arg-type]
+    for mod, snap in _MOD_SNAPSHOT:
+        d = mod.__dict__
+        for k, v in snap.items():
+            if d.get(k, _MISSING) is not v:
+                d[k] = v
+    for name, mod in _SYSMOD_SNAPSHOT.items():
+        if sys.modules.get(name) is not mod:
+            sys.modules[name] = mod
+    for cls, snap in _CLASS_SNAPSHOT:
+        for k in [k for k in cls.__dict__ if k not in snap]:
+            try:
+                delattr(cls, k)
+            except (AttributeError, TypeError):
+                pass
+        for k, v in snap.items():
+            if cls.__dict__.get(k, _MISSING) is not v and k not in ("__dict__", "__weakref__"):
+                try:
+                    setattr(cls, k, v)
+                except (AttributeError, TypeError):
+                    pass
+    sys.meta_path[:] = _META_PATH
+    sys.path_hooks[:] = _PATH_HOOKS
+
+
+class _Reporter:
+    """Writes nonce-stamped JSON lines to the result pipe using pre-bound primitives."""
+
+    def __init__(self, fd: int, nonce: str) -> None:
+        self.fd = fd
+        self.nonce = nonce
+
+    def emit(self, rec: dict[str, Any]) -> None:
+        rec["nonce"] = self.nonce
+        data = (_dumps(rec) + "\n").encode()
+        if len(data) > MAX_RECORD:
+            data = (_dumps({"nonce": self.nonce, "kind": "failed",
+                            "detail": "results too large to report"}) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            n = _write(self.fd, view)
+            view = view[n:]
+
+    def finish(self, rec: dict[str, Any]) -> NoReturn:
+        """Flush user output, emit the final record and exit without running atexit hooks."""
+        for stream in (sys.__stdout__, sys.__stderr__, sys.stdout, sys.stderr):
+            try:
+                stream.flush()  # type: ignore[union-attr]
+            except BaseException:  # noqa: BLE001 - user code may have broken the streams
+                pass
+        try:
+            self.emit(rec)
+        finally:
+            _exit(0)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """``str(exc)`` that survives hostile ``__str__`` implementations."""
+    try:
+        msg = str(exc)
+    except BaseException:  # noqa: BLE001
+        msg = "<unprintable>"
+    return msg if len(msg) <= limit else msg[:limit] + "..."
+
+
+def _etype(exc: BaseException) -> str:
+    try:
+        return type(exc).__name__
+    except BaseException:  # noqa: BLE001
+        return "Exception"
+
+
+def _fail_record(where: str, exc: BaseException, test: Any = None) -> dict[str, Any]:
+    kind = "memory" if isinstance(exc, MemoryError) else "failed"
+    et, msg = _etype(exc), _short(exc)
+    detail = f"{where}: {et}" + (f": {msg}" if msg else "")
+    return {"kind": kind, "detail": detail, "failed_test": test, "error_type": et,
+            "message": msg}
+
+
+# --------------------------------------------------------------------------- static checks
+
+
+def _defined_names(tree: ast.Module) -> dict[str, ast.AST]:
+    out: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        out[n.id] = node
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                out[(a.asname or a.name).split(".")[0]] = node
+    return out
+
+
+def static_check(code: str, entry_point: str | None) -> tuple[str, str, Any] | None:
+    """Return ``(verdict, detail, code_object)``-style failure, or None plus compiles ok.
+
+    Pyflakes (a core dependency already) is used as a library: only undefined-name class
+    messages are errors, because unused imports and the like do not make a solution wrong.
+    """
+    try:
+        tree = ast.parse(code, "<solution>")
+        compile(tree, "<solution>", "exec")
+    except SyntaxError as e:
+        return ("syntax_error", f"line {e.lineno}: {e.msg}", None)
+    except (ValueError, RecursionError, MemoryError) as e:
+        return ("syntax_error", f"{_etype(e)}: {_short(e)}", None)
+    try:
+        msgs = _pyflakes_checker.Checker(tree, filename="<solution>").messages
+    except RecursionError:
+        msgs = []
+    star = any(isinstance(m, _pyflakes_messages.ImportStarUsed) for m in msgs)
+    bad = [m for m in msgs if isinstance(m, _UNDEFINED)] if not star else []
+    if bad:
+        bad.sort(key=lambda m: m.lineno)
+        m = bad[0]
+        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+        return ("static_error", f"line {m.lineno}: {m.message % m.message_args}{more}", None)
+    if entry_point:
+        head, _, method = entry_point.partition(".")
+        defs = _defined_names(tree)
+        node = defs.get(head)
+        if node is None:
+            return ("static_error", f"entry point {head!r} is not defined", None)
+        if method:
+            ok = isinstance(node, ast.ClassDef) and any(
+                isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef)) and b.name == method
+                for b in node.body)
+            if not ok:
+                return ("static_error", f"entry point {entry_point!r} is not defined", None)
+    return None
+
+
+# ------------------------------------------------------------------- assert-based test code
+
+
+def _checked_eq(left: Any, right: Any) -> Any:
+    """``left == right`` that refuses "AlwaysEqual" objects compared against plain values."""
+    res = left == right
+    if type(res) is bool and not res:
+        return res
+    lp, rp = _is_plain(left), _is_plain(right)
+    if lp != rp:
+        other = right if lp else left
+        if _has_custom_eq(other):
+            raise AssertionError(
+                f"equality claimed by object of type {type(other).__name__} with a custom "
+                "__eq__ against a plain value")
+    return res
+
+
+def _checked_ne(left: Any, right: Any) -> Any:
+    res = left != right
+    if type(res) is bool and res is False:
+        lp, rp = _is_plain(left), _is_plain(right)
+        if lp != rp and _has_custom_eq(right if lp else left):
+            raise AssertionError("inequality denied by object with a custom __ne__/__eq__")
+    return res
+
+
+def _walk(obj: Any, budget: list[int]):
+    budget[0] -= 1
+    if budget[0] < 0:
+        return
+    yield obj
+    t = type(obj)
+    if t in (list, tuple, set, frozenset):
+        for x in obj:
+            yield from _walk(x, budget)
+    elif t is dict:
+        for k, v in obj.items():
+            yield from _walk(k, budget)
+            yield from _walk(v, budget)
+
+
+def _is_plain(obj: Any) -> bool:
+    return all(type(x) in _PLAIN for x in _walk(obj, [10_000]))
+
+
+def _has_custom_eq(obj: Any) -> bool:
+    for x in _walk(obj, [10_000]):
+        for name in ("__eq__", "__ne__"):
+            fn = getattr(type(x), name, None)
+            if isinstance(fn, types.FunctionType):
+                return True
+    return False
+
+
+class _AssertRewriter(ast.NodeTransformer):
+    """Route ``==``/``!=`` inside ``assert`` through the checked comparisons; drop
+    ``unittest.main()`` calls because the harness runs TestCase classes itself."""
+
+    def visit_Assert(self, node: ast.Assert) -> ast.AST:
+        node.test = _CompareRewriter().visit(node.test)
+        return node
+
+    def visit_Expr(self, node: ast.Expr) -> ast.AST:
+        v = node.value
+        if (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute)
+                and v.func.attr == "main" and isinstance(v.func.value, ast.Name)
+                and v.func.value.id == "unittest"):
+            return ast.copy_location(ast.Pass(), node)
+        return self.generic_visit(node)
+
+
+class _CompareRewriter(ast.NodeTransformer):
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        if len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+            fn = "__sandbox_eq__" if isinstance(node.ops[0], ast.Eq) else "__sandbox_ne__"
+            call = ast.Call(func=ast.Name(fn, ast.Load()),
+                            args=[node.left, node.comparators[0]], keywords=[])
+            return ast.copy_location(call, node)
+        return node
+
+
+def _code_names(co: types.CodeType) -> set[str]:
+    names = set(co.co_names)
+    for c in co.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _code_names(c)
+    return names
+
+
+def _is_test_function(node: ast.AST) -> bool:
+    if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test"):
+        return False
+    a = node.args
+    return not (a.posonlyargs or a.args or a.kwonlyargs or a.vararg) or (
+        len(a.args) == len(a.defaults) and not a.posonlyargs and not a.vararg)
+
+
+def _run_assert_tests(rep: _Reporter, ns: dict[str, Any], test: str) -> NoReturn:
+    try:
+        tree = ast.parse(test, "<test>")
+    except (SyntaxError, ValueError, RecursionError) as e:
+        rep.finish({"kind": "sandbox_error", "detail": f"test code does not compile: {e}"})
+    tree = _AssertRewriter().visit(tree)
+    ast.fix_missing_locations(tree)
+    lines = test.splitlines()
+    stmts = [(s, compile(ast.Module([s], []), "<test>", "exec")) for s in tree.body]
+    used = set()
+    for _, co in stmts:
+        used |= _code_names(co)
+    _restore_state()
+    ns["__builtins__"] = _BUILTINS
+    for name in sorted(used):
+        if name in _BUILTINS and name in ns and ns[name] is not _BUILTINS[name]:
+            rep.finish({"kind": "failed", "failed_test": None, "error_type": "Tampering",
+                        "detail": f"solution rebinds builtin {name!r}, which the tests use",
+                        "message": name})
+    ns["__sandbox_eq__"] = _checked_eq
+    ns["__sandbox_ne__"] = _checked_ne
+    called: set[str] = set()
+    test_funcs: list[str] = []
+    test_classes: list[tuple[str, int]] = []
+    for s in tree.body:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+                called.add(n.func.id)
+        if _is_test_function(s):
+            test_funcs.append(s.name)  # type: ignore[attr-defined]
+        elif isinstance(s, ast.ClassDef):
+            methods = [b for b in s.body if isinstance(b, ast.FunctionDef)
+                       and b.name.startswith("test")]
+            if methods:
+                test_classes.append((s.name, len(methods)))
+    count = 0
+    for i, (s, co) in enumerate(stmts):
+        src = lines[s.lineno - 1].strip() if 0 < s.lineno <= len(lines) else ""
+        label = f"statement {i + 1} (line {s.lineno}: {src[:80]})"
+        rep.emit({"kind": "progress", "at": label})
+        try:
+            exec(co, ns)
+        except BaseException as e:  # noqa: BLE001 - SystemExit from the solution is a failure
+            rep.finish(_fail_record(label, e, i + 1))
+        if isinstance(s, ast.Assert) or not isinstance(s, (ast.FunctionDef, ast.ClassDef,
+                                                           ast.Import, ast.ImportFrom)):
+            count += 1
+    for name in test_funcs:
+        if name in called:
+            continue
+        fn = ns.get(name)
+        if not isinstance(fn, types.FunctionType):
+            rep.finish({"kind": "failed", "failed_test": name, "error_type": "Tampering",
+                        "detail": f"test function {name!r} is missing", "message": name})
+        rep.emit({"kind": "progress", "at": f"test function {name}"})
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001
+            rep.finish(_fail_record(f"test function {name}", e, name))
+        count += 1
+    for name, n_methods in test_classes:
+        cls = ns.get(name)
+        if not (isinstance(cls, type) and issubclass(cls, _TestCase)):
+            continue
+        rep.emit({"kind": "progress", "at": f"test class {name}"})
+        result = _TestResult()
+        try:
+            suite = _TestLoader().loadTestsFromTestCase(cls)
+            suite.run(result)
+        except BaseException as e:  # noqa: BLE001
+            rep.finish(_fail_record(f"test class {name}", e, name))
+        problems = result.errors + result.failures
+        if problems:
+            case, tb = problems[0]
+            last = tb.strip().splitlines()[-1] if tb.strip() else "error"
+            et, _, msg = last.partition(":")
+            rep.finish({"kind": "memory" if et == "MemoryError" else "failed",
+                        "failed_test": str(case.id()), "error_type": et, "message": msg.strip(),
+                        "detail": f"{case.id()}: {last[:300]}"})
+        if result.skipped or result.unexpectedSuccesses or result.testsRun < n_methods:
+            rep.finish({"kind": "failed", "failed_test": name, "error_type": "Incomplete",
+                        "message": "", "detail": f"{name}: only {result.testsRun} of "
+                        f"{n_methods} tests ran without skipping"})
+        count += result.testsRun
+    rep.finish({"kind": "passed", "detail": f"all {count} test statements passed"})
+
+
+# ---------------------------------------------------------------- function-call cases
+
+
+def to_plain(obj: Any, depth: int = 0) -> Any:
+    """Convert a return value to plain JSON data, refusing anything that could fake equality.
+
+    Tuples become lists and sets become sorted lists, because expected outputs arrive as JSON.
+    """
+    if depth > 100:
+        raise TypeError("return value nested too deeply")
+    t = type(obj)
+    if obj is None or t in (bool, int, str):
+        return obj
+    if t is float:
+        if math.isnan(obj) or math.isinf(obj):
+            return {"__float__": repr(obj)}
+        return obj
+    if t in (list, tuple):
+        return [to_plain(x, depth + 1) for x in obj]
+    if t in (set, frozenset):
+        items = [to_plain(x, depth + 1) for x in obj]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    if t is dict:
+        return {str(k) if type(k) is not str else k: to_plain(v, depth + 1)
+                for k, v in obj.items()}
+    raise TypeError(f"unsupported return type {t.__name__}")
+
+
+def _run_cases(rep: _Reporter, ns: dict[str, Any], cases: list[dict[str, Any]],
+               entry_point: str) -> NoReturn:
+    _restore_state()
+    head, _, method = entry_point.partition(".")
+    results: list[dict[str, Any]] = []
+    for i, case in enumerate(cases):
+        rep.emit({"kind": "progress", "at": f"case {i}"})
+        args = case.get("input")
+        try:
+            target = ns[head]
+            if method:
+                target = getattr(target(), method)
+            if isinstance(args, dict):
+                value = target(**args)
+            else:
+                value = target(*(args if isinstance(args, list) else [args]))
+            results.append({"value": to_plain(value)})
+        except BaseException as e:  # noqa: BLE001
+            results.append({"error_type": _etype(e), "message": _short(e),
+                            "memory": isinstance(e, MemoryError)})
+            break
+    rep.finish({"kind": "results", "results": results})
+
+
+# ------------------------------------------------------------------------- stdin cases
+
+
+def _run_stdin_cases(rep: _Reporter, code_obj: types.CodeType, cases: list[dict[str, Any]],
+                     output_cap: int) -> NoReturn:
+    """Run the program once per case in a forked child with real fds 0/1 redirected, so
+    ``open(0)``, ``sys.stdin.buffer`` and ``os._exit`` behave as under a real judge; the child
+    never holds the result pipe, so it cannot report anything but its output."""
+    results: list[dict[str, Any]] = []
+    for i, case in enumerate(cases):
+        rep.emit({"kind": "progress", "at": f"stdin case {i}"})
+        inp, outp = f".stdin_{i}", f".stdout_{i}"
+        with open(inp, "w", encoding="utf-8") as f:
+            f.write(str(case.get("input", "")))
+        pid = _fork()
+        if pid == 0:
+            try:
+                os.close(rep.fd)
+                fd = os.open(inp, os.O_RDONLY)
+                os.dup2(fd, 0)
+                fd = os.open(outp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(fd, 1)
+                sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+                sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False),
+                                              encoding="utf-8")
+                code = 0
+                try:
+                    exec(code_obj, {"__name__": "__main__", "__builtins__": builtins})
+                except SystemExit as e:
+                    c = e.code
+                    code = 0 if c is None or c is False else (c if isinstance(c, int) else 1)
+                    if not isinstance(c, (int, type(None))):
+                        print(c, file=sys.stderr)
+                except BaseException as e:  # noqa: BLE001
+                    code = 99 if isinstance(e, MemoryError) else 1
+                    import traceback
+                    traceback.print_exc()
+                try:
+                    sys.stdout.flush()
+                except BaseException:  # noqa: BLE001
+                    code = code or 1
+            finally:
+                _exit(locals().get("code", 1) & 0xFF)
+        _, status = _waitpid(pid, 0)
+        try:
+            with open(outp, "rb") as f:
+                out = f.read(output_cap + 1)
+        except OSError:
+            out = b""
+        for p in (inp, outp):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        rec: dict[str, Any] = {"stdout": out[:output_cap].decode("utf-8", "replace"),
+                               "truncated": len(out) > output_cap}
+        if os.WIFSIGNALED(status):
+            rec["signal"] = os.WTERMSIG(status)
+        else:
+            rec["exit"] = os.WEXITSTATUS(status)
+        results.append(rec)
+        if rec.get("exit", 1) != 0:
+            break
+    rep.finish({"kind": "results", "results": results})
+
+
+# ------------------------------------------------------------------------------ entry
+
+
+def run(job: dict[str, Any], nonce: str, result_fd: int, output_cap: int) -> NoReturn:
+    """Run one job in the current (already confined) process; never returns."""
+    rep = _Reporter(result_fd, nonce)
+    try:
+        code = job["code"]
+        entry = job.get("entry_point")
+        bad = static_check(code, entry)
+        if bad:
+            rep.finish({"kind": bad[0], "detail": bad[1]})
+        code_obj = compile(code, "<solution>", "exec")
+        if "stdin_cases" in job:
+            _run_stdin_cases(rep, code_obj, job["stdin_cases"], output_cap)
+        if "test" in job:
+            try:
+                compile(job["test"], "<test>", "exec")
+            except (SyntaxError, ValueError) as e:
+                rep.finish({"kind": "sandbox_error", "detail": f"test code does not compile: {e}"})
+        ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        rep.emit({"kind": "progress", "at": "solution import"})
+        try:
+            exec(code_obj, ns)
+        except BaseException as e:  # noqa: BLE001 - sys.exit() at import is a failure too
+            rep.finish(_fail_record("solution import", e, None))
+        if "cases" in job:
+            _run_cases(rep, ns, job["cases"], entry or "")
+        _run_assert_tests(rep, ns, job["test"])
+    except BaseException as e:  # noqa: BLE001
+        try:
+            rep.finish({"kind": "memory" if isinstance(e, MemoryError) else "sandbox_error",
+                        "detail": f"harness error: {_etype(e)}: {_short(e)}"})
+        finally:
+            _exit(70)
