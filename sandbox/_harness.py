@@ -53,61 +53,74 @@ _UNDEFINED = (
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset)
 _MISSING = object()
 
-# Filled by snapshot_state() in the worker, inherited by every forked job.
-_MOD_SNAPSHOT: list[tuple[types.ModuleType, dict[str, Any]]] = []
-_SYSMOD_SNAPSHOT: dict[str, Any] = {}
-_CLASS_SNAPSHOT: list[tuple[type, dict[str, Any]]] = []
+# Filled by snapshot_state() in the worker, inherited by every forked job.  Keyed by module
+# name so a job restores only what its tests can reach: touching every module's objects in the
+# forked child would copy-on-write most of the heap and cost milliseconds per job.
+_MOD_SNAPSHOT: dict[str, tuple[types.ModuleType, dict[str, Any]]] = {}
+_CLASS_SNAPSHOT: dict[str, list[tuple[type, dict[str, Any]]]] = {}
 _META_PATH: list[Any] = []
 _PATH_HOOKS: list[Any] = []
+_ALWAYS_RESTORE = ("builtins", "json", "json.encoder")
 
 MAX_RECORD = 8 << 20  # bytes of results one job may report
 
 
 def snapshot_state() -> None:
     """Remember pristine interpreter state; called once in the worker after preloading."""
-    _MOD_SNAPSHOT[:] = [
-        (m, dict(m.__dict__)) for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)
-    ]
-    _SYSMOD_SNAPSHOT.clear()
-    _SYSMOD_SNAPSHOT.update(sys.modules)
-    _CLASS_SNAPSHOT[:] = []
+    _MOD_SNAPSHOT.clear()
+    _CLASS_SNAPSHOT.clear()
     for name, mod in list(sys.modules.items()):
+        if not isinstance(mod, types.ModuleType):
+            continue
+        _MOD_SNAPSHOT[name] = (mod, dict(mod.__dict__))
         if name == "unittest" or name.startswith("unittest."):
-            for obj in list(vars(mod).values()):
-                if isinstance(obj, type) and obj.__module__ == name:
-                    _CLASS_SNAPSHOT.append((obj, dict(obj.__dict__)))
+            _CLASS_SNAPSHOT[name] = [
+                (obj, dict(obj.__dict__)) for obj in list(vars(mod).values())
+                if isinstance(obj, type) and obj.__module__ == name]
     _META_PATH[:] = sys.meta_path
     _PATH_HOOKS[:] = sys.path_hooks
 
 
-def _restore_state() -> None:
-    """Undo monkeypatching of pre-imported modules, import machinery and hooks."""
+def _restore_state(names: set[str]) -> None:
+    """Undo monkeypatching of the pre-imported modules named in ``names`` (plus builtins and
+    json), of their ``unittest`` classes, of ``sys.modules`` entries, import hooks and
+    tracing/profiling hooks."""
     sys.settrace(None)
     sys.setprofile(None)
     threading.settrace(None)  # type: ignore[arg-type]
     threading.setprofile(None)  # type: ignore[arg-type]
-    for mod, snap in _MOD_SNAPSHOT:
+    sys.meta_path[:] = _META_PATH
+    sys.path_hooks[:] = _PATH_HOOKS
+    wanted = set(_ALWAYS_RESTORE)
+    for n in names:
+        if n in _MOD_SNAPSHOT:
+            wanted.add(n)
+            if n == "unittest":
+                wanted.update(k for k in _MOD_SNAPSHOT if k.startswith("unittest."))
+    for name in wanted:
+        mod, snap = _MOD_SNAPSHOT[name]
+        if sys.modules.get(name) is not mod:
+            sys.modules[name] = mod
         d = mod.__dict__
         for k, v in snap.items():
             if d.get(k, _MISSING) is not v:
                 d[k] = v
-    for name, mod in _SYSMOD_SNAPSHOT.items():
-        if sys.modules.get(name) is not mod:
-            sys.modules[name] = mod
-    for cls, snap in _CLASS_SNAPSHOT:
-        for k in [k for k in cls.__dict__ if k not in snap]:
+        for cls, csnap in _CLASS_SNAPSHOT.get(name, ()):
+            _restore_class(cls, csnap)
+
+
+def _restore_class(cls: type, snap: dict[str, Any]) -> None:
+    for k in [k for k in cls.__dict__ if k not in snap]:
+        try:
+            delattr(cls, k)
+        except (AttributeError, TypeError):
+            pass
+    for k, v in snap.items():
+        if cls.__dict__.get(k, _MISSING) is not v and k not in ("__dict__", "__weakref__"):
             try:
-                delattr(cls, k)
+                setattr(cls, k, v)
             except (AttributeError, TypeError):
                 pass
-        for k, v in snap.items():
-            if cls.__dict__.get(k, _MISSING) is not v and k not in ("__dict__", "__weakref__"):
-                try:
-                    setattr(cls, k, v)
-                except (AttributeError, TypeError):
-                    pass
-    sys.meta_path[:] = _META_PATH
-    sys.path_hooks[:] = _PATH_HOOKS
 
 
 class _Reporter:
@@ -335,7 +348,7 @@ def _run_assert_tests(rep: _Reporter, ns: dict[str, Any], test: str) -> NoReturn
     used = set()
     for _, co in stmts:
         used |= _code_names(co)
-    _restore_state()
+    _restore_state(used)
     ns["__builtins__"] = _BUILTINS
     for name in sorted(used):
         if name in _BUILTINS and name in ns and ns[name] is not _BUILTINS[name]:
@@ -443,7 +456,7 @@ def to_plain(obj: Any, depth: int = 0) -> Any:
 
 def _run_cases(rep: _Reporter, ns: dict[str, Any], cases: list[dict[str, Any]],
                entry_point: str) -> NoReturn:
-    _restore_state()
+    _restore_state(set())
     head, _, method = entry_point.partition(".")
     results: list[dict[str, Any]] = []
     for i, case in enumerate(cases):

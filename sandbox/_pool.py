@@ -53,6 +53,8 @@ def validate_job(job: Any) -> str | None:
     """Return a description of what is wrong with ``job``, or None when it is well formed."""
     if not isinstance(job, dict):
         return f"job must be a JSON object, got {type(job).__name__}"
+    if "__malformed__" in job:  # set by the CLI for lines that are not JSON
+        return str(job["__malformed__"])
     if "id" not in job:
         return "missing 'id'"
     if not isinstance(job["id"], (str, int)) or isinstance(job["id"], bool):
@@ -236,7 +238,9 @@ class SandboxPool:
                     problem = validate_job(job)
                     if problem:
                         jid = job.get("id") if isinstance(job, dict) else None
-                        v = error_verdict(jid, f"malformed job: {problem}")
+                        where = job.get("__line__") if isinstance(job, dict) else None
+                        where = f" (line {where})" if where else ""
+                        v = error_verdict(jid, f"malformed job{where}: {problem}")
                     else:
                         v = w.run(job)
                         v["id"] = job["id"]

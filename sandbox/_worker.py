@@ -18,6 +18,7 @@ Protocol with the runner: 4-byte big-endian length + UTF-8 JSON frames on stdin/
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import math
 import os
@@ -32,7 +33,8 @@ import tempfile
 import time
 from typing import Any
 
-from sandbox import _harness, _linux as L
+from sandbox import _harness
+from sandbox import _linux as L
 
 PRELOAD = (
     "collections", "heapq", "itertools", "functools", "math", "cmath", "re", "bisect",
@@ -208,6 +210,9 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
         except OSError:
             pass
     workdir = None if cfg["isolation"] else tempfile.mkdtemp(prefix="sandbox-job-")
+    # Freeze the worker's objects out of the cyclic GC so collections in the child do not
+    # touch (and copy-on-write) the whole inherited heap.
+    gc.freeze()
     if cfg["isolation"]:
         L.unshare(L.CLONE_NEWPID)
     t0 = time.monotonic()
@@ -375,7 +380,7 @@ def values_equal(got: Any, want: Any) -> bool:
             return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
         return got == want
     if isinstance(want, list) and isinstance(got, list):
-        return len(got) == len(want) and all(values_equal(g, w) for g, w in zip(got, want))
+        return len(got) == len(want) and all(values_equal(g, w) for g, w in zip(got, want, strict=True))
     if isinstance(want, dict) and isinstance(got, dict):
         return got.keys() == want.keys() and all(values_equal(got[k], want[k]) for k in want)
     return type(got) is type(want) and got == want
