@@ -351,7 +351,8 @@ def _run_assert_tests(rep: _Reporter, ns: dict[str, Any], test: str) -> NoReturn
     _restore_state(used)
     ns["__builtins__"] = _BUILTINS
     for name in sorted(used):
-        if name in _BUILTINS and name in ns and ns[name] is not _BUILTINS[name]:
+        if (name in _BUILTINS and name in ns and ns[name] is not _BUILTINS[name]
+                and not name.startswith("__")):
             rep.finish({"kind": "failed", "failed_test": None, "error_type": "Tampering",
                         "detail": f"solution rebinds builtin {name!r}, which the tests use",
                         "message": name})
