@@ -83,6 +83,8 @@ def validate_job(job: Any) -> str | None:
     if "entry_point" in job and not (isinstance(job["entry_point"], str)
                                      and job["entry_point"].strip()):
         return "'entry_point' must be a non-empty string"
+    if "prelude" in job and not isinstance(job["prelude"], str):
+        return "'prelude' must be a string"
     if "timeout_s" in job:
         t = job["timeout_s"]
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_TIMEOUT_S:

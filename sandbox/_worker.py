@@ -178,6 +178,8 @@ def _child(job: dict[str, Any], cfg: dict[str, Any], nonce: str, fds: tuple[int,
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        # If the worker dies the job must die too (set after setuid, which clears it).
+        L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.chdir(workdir or "/")
         os.environ.clear()
         os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir or "/tmp",
@@ -226,6 +228,7 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
             finally:
                 os._exit(72)
     finally:
+        gc.unfreeze()
         if cfg["isolation"] and pidns_fd is not None:
             L.setns(pidns_fd, L.CLONE_NEWPID)
     for _r, w in pipes:

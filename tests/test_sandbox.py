@@ -553,3 +553,37 @@ def test_benchmark_smoke() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     last = r.stdout.strip().splitlines()[-1]
     assert last.startswith("ratio: ") and float(last.split()[1]) > 0
+
+
+def test_prelude_for_leetcode_style_names() -> None:
+    code = ("class Solution:\n    def maxOf(self, nums: List[int]) -> Optional[int]:\n"
+            "        return max(nums) if nums else None\n")
+    cases = [{"input": [[1, 5, 2]], "output": 5}, {"input": [[]], "output": None}]
+    jobs = [{"id": "with", "code": code, "entry_point": "Solution.maxOf", "cases": cases,
+             "prelude": "from typing import *\n"},
+            {"id": "without", "code": code, "entry_point": "Solution.maxOf", "cases": cases}]
+    v = {x["id"]: x for x in run_jobs(jobs, workers=1, isolation=False)}
+    assert v["with"]["verdict"] == "passed", v["with"]
+    assert v["without"]["verdict"] == "static_error"
+    assert "undefined name 'List'" in v["without"]["detail"]
+
+
+@pytest.mark.parametrize("isolation", [pytest.param(True, marks=needs_isolation), False])
+def test_pool_survives_worker_death(isolation: bool) -> None:
+    """A worker killed mid-job yields a sandbox_error for that job only; the pool restarts it,
+    and the orphaned job dies with its worker (parent-death signal)."""
+    with SandboxPool(workers=1, isolation=isolation) as p:
+        w = p._workers[0]
+        victim = w.proc.pid
+        threading.Timer(0.5, lambda: os.kill(victim, 9)).start()
+        t0 = time.monotonic()
+        [v] = p.run([{"id": "slow", "code": "import time\ntime.sleep(3)\n", "test": "",
+                      "timeout_s": 5}])
+        assert v["verdict"] == "sandbox_error" and "worker died" in v["detail"], v
+        assert time.monotonic() - t0 < 3
+        assert w.proc.pid != victim
+        if isolation:
+            time.sleep(0.3)
+            assert _host_pids_for_uids(_uids(p)) == []
+        [v] = p.run([{"id": "after", "code": "x = 1\n", "test": "assert x == 1"}])
+        assert v["verdict"] == "passed", v
