@@ -99,7 +99,12 @@ def _host_pids_for_uids(uids: set[int]) -> list[int]:
         except OSError:
             continue
         if st.st_uid in uids:
-            out.append(int(d))
+            try:
+                state = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != "Z":  # a dead process waiting for init to reap it is no survivor
+                out.append(int(d))
     return out
 
 
