@@ -142,8 +142,8 @@ def isolate_worker(stage: str) -> int:
 # ------------------------------------------------------------------------- job process
 
 
-def _child(job: dict[str, Any], cfg: dict[str, Any], nonce: str, fds: tuple[int, int, int],
-           workdir: str | None) -> None:
+def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce: str,
+           fds: tuple[int, int, int], workdir: str | None) -> None:
     """Runs in the forked job process: finish confinement, drop privileges, run harness."""
     try:
         uid = cfg["uid"]
@@ -192,7 +192,7 @@ def _child(job: dict[str, Any], cfg: dict[str, Any], nonce: str, fds: tuple[int,
                                           "detail": f"job setup failed: {e}"}) + "\n").encode())
         finally:
             os._exit(71)
-    _harness.run(job, nonce, 3, cfg["output_cap"])
+    _harness.run(job, prep, nonce, 3, cfg["output_cap"])
 
 
 def _reap_pid(pid: int) -> tuple[int, float]:
@@ -205,6 +205,12 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
     verdict.  Never trusts anything from the job that lacks this job's nonce."""
     nonce = secrets.token_hex(16)
     timeout = float(job.get("timeout_s", cfg["timeout_s"]))
+    try:
+        prep = _harness.prepare(job)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        # The static check normally turns these into syntax_error; anything left is the
+        # compiler refusing pathological input.
+        prep = {"final": {"kind": "syntax_error", "detail": f"{type(e).__name__}: {e}"}}
     pipes = [os.pipe() for _ in range(3)]
     for r, _w in pipes:
         try:
@@ -224,7 +230,8 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
             try:
                 for r, _w in pipes:
                     os.close(r)
-                _child(job, cfg, nonce, (pipes[0][1], pipes[1][1], pipes[2][1]), workdir)
+                _child(job, prep, cfg, nonce, (pipes[0][1], pipes[1][1], pipes[2][1]),
+                       workdir)
             finally:
                 os._exit(72)
     finally:
