@@ -70,7 +70,7 @@ def snapshot_state() -> None:
     _MOD_SNAPSHOT.clear()
     _CLASS_SNAPSHOT.clear()
     for name, mod in list(sys.modules.items()):
-        if not isinstance(mod, types.ModuleType):
+        if not isinstance(mod, types.ModuleType) or name == "__main__":
             continue
         _MOD_SNAPSHOT[name] = (mod, dict(mod.__dict__))
         if name == "unittest" or name.startswith("unittest."):
@@ -516,7 +516,7 @@ def _run_stdin_cases(rep: _Reporter, code_obj: types.CodeType, cases: list[dict[
                                               encoding="utf-8")
                 code = 0
                 try:
-                    exec(code_obj, dict(base_ns))
+                    exec(code_obj, _fresh_main(base_ns))
                 except SystemExit as e:
                     c = e.code
                     code = 0 if c is None or c is False else (c if isinstance(c, int) else 1)
@@ -556,6 +556,16 @@ def _run_stdin_cases(rep: _Reporter, code_obj: types.CodeType, cases: list[dict[
 
 
 # ------------------------------------------------------------------------------ entry
+
+
+def _fresh_main(base: dict[str, Any]) -> dict[str, Any]:
+    """A real ``__main__`` module for the solution, so pickling its functions works
+    (multiprocessing) exactly as when the program runs as a script."""
+    mod = types.ModuleType("__main__")
+    mod.__dict__.update(base)
+    mod.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = mod
+    return mod.__dict__
 
 
 _PRELUDE_NAMES: dict[str, list[str]] = {}
@@ -610,7 +620,7 @@ def run(job: dict[str, Any], prep: dict[str, Any], nonce: str, result_fd: int,
     try:
         if "final" in prep:
             rep.finish(prep["final"])
-        ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        ns = _fresh_main({})
         if "prelude_obj" in prep:
             exec(prep["prelude_obj"], ns)
         code_obj = prep["code_obj"]

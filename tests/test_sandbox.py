@@ -436,6 +436,16 @@ def test_formats_correct_and_subtly_wrong(isolation: bool) -> None:
          "stdin_cases": stdin_cases},
         {"id": "stdin_crash", "code": "import sys\nprint(6)\nsys.exit(3)\n",
          "stdin_cases": stdin_cases},
+        {"id": "subprocess_ok", "code": "import subprocess, sys\nr = subprocess.run("
+                                        "[sys.executable, '-c', 'print(6 * 7)'], "
+                                        "capture_output=True)\n",
+         "test": "assert r.stdout == b'42\\n', r"},
+        {"id": "multiprocessing_ok", "code": "import multiprocessing as mp\n"
+                                             "def sq(x):\n    return x * x\n"
+                                             "if __name__ == '__main__':\n"
+                                             "    with mp.Pool(2) as p:\n"
+                                             "        out = p.map(sq, range(5))\n",
+         "test": "assert out == [0, 1, 4, 9, 16]"},
         {"id": "syntax", "code": "def f(:\n    pass\n", "test": "assert True"},
         {"id": "undefined", "code": "def f():\n    return helper(1)\n", "test": "f()"},
         {"id": "no_entry", "code": "def g():\n    return 1\n", "entry_point": "f",
@@ -450,6 +460,7 @@ def test_formats_correct_and_subtly_wrong(isolation: bool) -> None:
         "stdin_ok": "passed", "stdin_ok_open0": "passed", "stdin_ok_buffer": "passed",
         "stdin_bad": "failed", "stdin_crash": "failed", "syntax": "syntax_error",
         "undefined": "static_error", "no_entry": "static_error", "bad_test": "sandbox_error",
+        "subprocess_ok": "passed", "multiprocessing_ok": "passed",
     }
     assert {k: v[k]["verdict"] for k in expect} == expect, {k: v[k] for k in expect}
     assert v["assert_bad"]["failed_test"] == 2
