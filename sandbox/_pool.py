@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "file_mb": 64,  # RLIMIT_FSIZE
     "disk_mb": 128,  # size of the job's private tmpfs
     "output_cap": 1 << 20,  # bytes of stdout and of stderr kept; the rest is discarded
+    "cgroup_mb": 2048,  # memory of all of a job's processes together (cgroup v1, if available)
 }
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
@@ -101,6 +103,26 @@ def error_verdict(job_id: Any, detail: str) -> dict[str, Any]:
     return {"id": job_id, "verdict": "sandbox_error", "detail": detail}
 
 
+def _memory_cgroup_parent() -> str | None:
+    """Our own cgroup-v1 memory directory if we may create children in it, else None.
+
+    RLIMIT_AS bounds each process; a memory cgroup per worker also bounds the *sum* over a
+    job's processes. Optional: hosts without a writable v1 memory controller skip it.
+    """
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _hid, ctrls, path = line.rstrip("\n").split(":", 2)
+                if "memory" in ctrls.split(","):
+                    base = "/sys/fs/cgroup/memory" + path.rstrip("/")
+                    if (os.path.exists(base + "/memory.limit_in_bytes")
+                            and os.access(base, os.W_OK)):
+                        return base
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class _Worker:
     """Handle to one worker process; restartable."""
 
@@ -112,7 +134,7 @@ class _Worker:
     def start(self) -> None:
         stage = tempfile.mkdtemp(prefix="fusedata-sandbox-root-") if self.cfg["isolation"] \
             else ""
-        cfg = dict(self.cfg, stage=stage)
+        cfg = dict(self.cfg, stage=stage, cgroup=self._cgroup())
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
@@ -134,6 +156,32 @@ class _Worker:
             if self.cfg["isolation"]:
                 raise SandboxUnavailableError(f"sandbox isolation failed: {err}. {GUIDANCE}")
             raise RuntimeError(f"sandbox worker failed to start: {err}")
+
+    def _cgroup(self) -> str:
+        parent = _memory_cgroup_parent() if self.cfg["isolation"] else None
+        if not parent:
+            return ""
+        path = f"{parent}/fusedata-sandbox-{os.getpid()}-{self.cfg['uid']}"
+        try:
+            os.makedirs(path, exist_ok=True)
+            with open(path + "/memory.limit_in_bytes", "w") as f:
+                f.write(str(self.cfg["cgroup_mb"] << 20))
+        except OSError:
+            return ""
+        self.cgroup_path = path
+        return path
+
+    def _remove_cgroup(self) -> None:
+        path = getattr(self, "cgroup_path", "")
+        for _ in range(20):
+            try:
+                if path:
+                    os.rmdir(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:  # zombies still charged; they go within milliseconds
+                time.sleep(0.05)
 
     def _read(self, timeout: float) -> Any | None:
         assert self.proc and self.proc.stdout
@@ -171,6 +219,7 @@ class _Worker:
             for f in (self.proc.stdin, self.proc.stdout):
                 if f:
                     f.close()
+        self._remove_cgroup()
 
     def close(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -139,6 +139,43 @@ def isolate_worker(stage: str) -> int:
     return pidns_fd
 
 
+_CG: dict[str, Any] = {}
+
+
+def _join_cgroup(cfg: dict[str, Any]) -> None:
+    """Move the worker (hence every job it forks) into its memory cgroup and keep fds to the
+    files needed later, because the cgroup filesystem is not visible after pivot_root."""
+    cg = cfg["cgroup"]
+    with open(cg + "/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+    _CG["oom"] = os.open(cg + "/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+    _CG["limit"] = os.open(cg + "/memory.limit_in_bytes", os.O_WRONLY | os.O_CLOEXEC)
+    _CG["current"] = cfg["cgroup_mb"] << 20
+
+
+def _oom_kills() -> int:
+    """Cumulative OOM kills in the worker's cgroup (0 without a cgroup)."""
+    if "oom" not in _CG:
+        return 0
+    for line in os.pread(_CG["oom"], 4096, 0).decode().splitlines():
+        if line.startswith("oom_kill "):
+            return int(line.split()[1])
+    return 0
+
+
+def _set_cgroup_limit(job: dict[str, Any], cfg: dict[str, Any]) -> None:
+    """Raise the cgroup limit for jobs whose own memory_mb exceeds the pool default."""
+    if "limit" not in _CG:
+        return
+    want = max(cfg["cgroup_mb"], int(job.get("memory_mb", cfg["memory_mb"])) + 256) << 20
+    if want != _CG["current"]:
+        try:
+            os.pwrite(_CG["limit"], str(want).encode(), 0)
+            _CG["current"] = want
+        except OSError:
+            pass
+
+
 # ------------------------------------------------------------------------- job process
 
 
@@ -221,6 +258,8 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
     # Freeze the worker's objects out of the cyclic GC so collections in the child do not
     # touch (and copy-on-write) the whole inherited heap.
     gc.freeze()
+    _set_cgroup_limit(job, cfg)
+    oom_before = _oom_kills()
     if cfg["isolation"]:
         L.unshare(L.CLONE_NEWPID)
     t0 = time.monotonic()
@@ -299,7 +338,13 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
         os.close(r)
     if workdir:
         shutil.rmtree(workdir, ignore_errors=True)
-    return _verdict(job, cfg, nonce, status, timed_out, elapsed, cpu, bufs, totals, timeout)
+    oom = _oom_kills() > oom_before
+    v = _verdict(job, cfg, nonce, status, timed_out, elapsed, cpu, bufs, totals, timeout)
+    if oom and v["verdict"] in ("failed", "timeout"):
+        v["verdict"] = "memory"
+        v["detail"] = f"out of memory: the job's processes together exceeded the " \
+                      f"{_CG['current'] >> 20} MiB cgroup limit ({v['detail']})"
+    return v
 
 
 def _kill(pid: int, cfg: dict[str, Any]) -> None:
@@ -465,6 +510,8 @@ def main() -> None:
         __import__(name)
     pidns_fd = None
     try:
+        if cfg.get("cgroup"):
+            _join_cgroup(cfg)
         if cfg["isolation"]:
             pidns_fd = isolate_worker(cfg["stage"])
         if cfg["project"]:

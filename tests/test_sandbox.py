@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import sandbox
-from sandbox import SandboxPool, SandboxUnavailableError, run_jobs
+from sandbox import SandboxPool, SandboxUnavailableError, _pool, run_jobs
 from sandbox._harness import to_plain
 from sandbox._worker import normalize_output, values_equal
 
@@ -124,6 +124,10 @@ def _hostile_jobs(secret_home: Path, port: int, marker_dir: Path) -> list[dict]:
          "    except OSError:\n        pass\n", "assert True", 2),
         ("memory_bomb", "x = bytearray(8 << 30)\n", "assert len(x) > 0", 5),
         ("memory_bomb_growth", "l = []\nwhile True:\n    l.append(' ' * 10**6)\n", "", 5),
+        ("memory_bomb_processes", "import os, time\npids = []\nfor i in range(6):\n"
+         "    pid = os.fork()\n    if pid == 0:\n        x = b'x' * (700 << 20)\n"
+         "        time.sleep(1)\n        os._exit(0)\n    pids.append(pid)\n"
+         "codes = [os.waitpid(p, 0)[1] for p in pids]\n", "assert codes == [0] * 6", 10),
         ("infinite_loop", "while True:\n    pass\n", "", 1),
         ("busy_threads", "import threading\ndef spin():\n    while True:\n        pass\n"
          "ts = [threading.Thread(target=spin) for _ in range(4)]\n"
@@ -227,6 +231,15 @@ def test_hostile_side_effects(hostile: dict[str, dict], listener: _Listener,
     assert _host_pids_for_uids(_uids(pool)) == []
     # timeouts were enforced promptly: 2 workers, ~10 s of timeouts + 1 GB of output
     assert hostile["__meta__"]["elapsed"] < 40
+
+
+@needs_isolation
+@pytest.mark.skipif(_pool._memory_cgroup_parent() is None,
+                    reason="no writable cgroup-v1 memory controller on this host")
+def test_memory_cgroup_bounds_all_processes(hostile: dict[str, dict]) -> None:
+    """6 processes x 700 MB each stay under RLIMIT_AS but not under the job's 2 GB cgroup."""
+    v = hostile["memory_bomb_processes"]
+    assert v["verdict"] == "memory" and "cgroup" in v["detail"], v
 
 
 @needs_isolation
