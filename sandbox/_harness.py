@@ -431,7 +431,26 @@ def _run_assert_tests(rep: _Reporter, ns: dict[str, Any], plan: _TestPlan) -> No
                         "message": "", "detail": f"{name}: only {result.testsRun} of "
                         f"{n_methods} tests ran without skipping"})
         count += result.testsRun
-    rep.finish({"kind": "passed", "detail": f"all {count} test statements passed"})
+    tampered = _tampered(used, ns)
+    if tampered:
+        rep.finish({"kind": "failed", "failed_test": None, "error_type": "Tampering",
+                    "detail": f"{tampered} changed while the tests ran", "message": tampered})
+    rep.finish({"kind": "passed", "detail": f"all {count} tests passed"})
+
+
+def _tampered(used: set[str], ns: dict[str, Any]) -> str | None:
+    """Re-check, after the tests, what the tests could rely on: a thread left running by the
+    solution could have re-patched it after the restore."""
+    if ns.get("__sandbox_eq__") is not _checked_eq or ns.get("__sandbox_ne__") is not _checked_ne:
+        return "the comparison helpers"
+    for mod_name in ("builtins", *sorted(used & _MOD_SNAPSHOT.keys())):
+        mod, snap = _MOD_SNAPSHOT[mod_name]
+        d = mod.__dict__
+        for attr in used:
+            v = snap.get(attr, _MISSING)
+            if v is not _MISSING and d.get(attr, _MISSING) is not v:
+                return f"{mod_name}.{attr}"
+    return None
 
 
 # ---------------------------------------------------------------- function-call cases
@@ -617,6 +636,10 @@ def run(job: dict[str, Any], prep: dict[str, Any], nonce: str, result_fd: int,
         output_cap: int) -> NoReturn:
     """Run one prepared job in the current (already confined) process; never returns."""
     rep = _Reporter(result_fd, nonce)
+    # Hide the sandbox's own modules from the solution's ``sys.modules`` (the harness keeps
+    # working through its functions' globals).
+    for name in [n for n in sys.modules if n == "sandbox" or n.startswith("sandbox.")]:
+        del sys.modules[name]
     try:
         if "final" in prep:
             rep.finish(prep["final"])

@@ -68,8 +68,8 @@ def validate_job(job: Any) -> str | None:
         return "exactly one of 'test', 'cases', 'stdin_cases' is required" + (
             f" (got {formats})" if formats else "")
     fmt = formats[0]
-    if fmt == "test" and not isinstance(job["test"], str):
-        return "'test' must be a string"
+    if fmt == "test" and not (isinstance(job["test"], str) and job["test"].strip()):
+        return "'test' must be a non-empty string (a job without tests cannot pass them)"
     if fmt in ("cases", "stdin_cases"):
         cases = job[fmt]
         if not isinstance(cases, list) or not cases:

@@ -264,7 +264,12 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
         L.unshare(L.CLONE_NEWPID)
     t0 = time.monotonic()
     try:
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (fd for pair in pipes for fd in pair):
+                os.close(fd)
+            raise
         if pid == 0:
             try:
                 for r, _w in pipes:

@@ -123,18 +123,18 @@ def _hostile_jobs(secret_home: Path, port: int, marker_dir: Path) -> list[dict]:
         ("fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n"
          "    except OSError:\n        pass\n", "assert True", 2),
         ("memory_bomb", "x = bytearray(8 << 30)\n", "assert len(x) > 0", 5),
-        ("memory_bomb_growth", "l = []\nwhile True:\n    l.append(' ' * 10**6)\n", "", 5),
+        ("memory_bomb_growth", "l = []\nwhile True:\n    l.append(' ' * 10**6)\n", "assert l", 5),
         ("memory_bomb_processes", "import os, time\npids = []\nfor i in range(6):\n"
          "    pid = os.fork()\n    if pid == 0:\n        x = b'x' * (700 << 20)\n"
          "        time.sleep(1)\n        os._exit(0)\n    pids.append(pid)\n"
          "codes = [os.waitpid(p, 0)[1] for p in pids]\n", "assert codes == [0] * 6", 10),
-        ("infinite_loop", "while True:\n    pass\n", "", 1),
+        ("infinite_loop", "while True:\n    pass\n", "assert True", 1),
         ("busy_threads", "import threading\ndef spin():\n    while True:\n        pass\n"
          "ts = [threading.Thread(target=spin) for _ in range(4)]\n"
-         "for t in ts:\n    t.start()\nfor t in ts:\n    t.join()\n", "", 1.5),
-        ("sleep", "import time\ntime.sleep(60)\n", "", 1),
+         "for t in ts:\n    t.start()\nfor t in ts:\n    t.join()\n", "assert True", 1.5),
+        ("sleep", "import time\ntime.sleep(60)\n", "assert True", 1),
         ("sigterm_ignored", "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-         "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n", "", 1),
+         "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n", "assert True", 1),
         ("connect_localhost", "import socket\n"
          f"socket.create_connection(('127.0.0.1', {port}), timeout=2)\n", "assert True", 5),
         ("connect_internet", "import socket\n"
@@ -347,6 +347,17 @@ INTEGRITY = {
                         "    if frame.f_code.co_filename == '<test>':\n"
                         "        raise SystemExit(0)\n    return tr\nsys.settrace(tr)\n"
                         "def add(a, b):\n    return 0\n", "assert add(1, 2) == 3"),
+    "thread_repatches_builtins": (
+        "import builtins, threading, time\n"
+        "def patch():\n    while True:\n        builtins.all = lambda *a: True\n"
+        "        time.sleep(0.0001)\n"
+        "threading.Thread(target=patch, daemon=True).start()\ntime.sleep(0.01)\n"
+        "def add(a, b):\n    return 0\n",
+        "import time\ntime.sleep(0.05)\nassert all([add(1, 2) == 3])"),
+    "import_harness": (
+        "import sys\nh = sys.modules.get('sandbox._harness')\n"
+        "if h:\n    h._fail_record = lambda *a, **k: {'kind': 'passed', 'detail': ''}\n"
+        "def add(a, b):\n    return 0\n", "assert add(1, 2) == 3"),
     "meta_path_fake_unittest": (
         "import sys, types\nclass F:\n    def find_spec(self, name, path=None, target=None):\n"
         "        return None\nsys.meta_path.insert(0, F())\n"
@@ -488,13 +499,14 @@ def test_formats_correct_and_subtly_wrong(isolation: bool) -> None:
 
 
 def test_malformed_jobs_get_sandbox_error() -> None:
-    jobs = [{"code": "x=1", "test": ""}, "not a dict", {"id": 1, "test": "x"},
+    jobs = [{"code": "x=1", "test": "x"}, "not a dict", {"id": 1, "test": "x"},
             {"id": 2, "code": "x", "test": "", "cases": []},
             {"id": 3, "code": "x", "cases": [{"input": []}], "entry_point": "f"},
-            {"id": 4, "code": "x=1", "test": "", "timeout_s": -1},
+            {"id": 4, "code": "x=1", "test": "x", "timeout_s": -1},
+            {"id": 6, "code": "x=1", "test": "  \n"},
             {"id": 5, "code": "x=1", "test": "assert x == 1"}]
     v = run_jobs(jobs, workers=1, isolation=False)
-    assert [x["verdict"] for x in v] == ["sandbox_error"] * 6 + ["passed"]
+    assert [x["verdict"] for x in v] == ["sandbox_error"] * 7 + ["passed"]
     assert "missing 'id'" in v[0]["detail"] and "timeout_s" in v[5]["detail"]
 
 
@@ -606,7 +618,7 @@ def test_pool_survives_worker_death(isolation: bool) -> None:
         victim = w.proc.pid
         threading.Timer(0.5, lambda: os.kill(victim, 9)).start()
         t0 = time.monotonic()
-        [v] = p.run([{"id": "slow", "code": "import time\ntime.sleep(3)\n", "test": "",
+        [v] = p.run([{"id": "slow", "code": "import time\ntime.sleep(3)\n", "test": "assert True",
                       "timeout_s": 5}])
         assert v["verdict"] == "sandbox_error" and "worker died" in v["detail"], v
         assert time.monotonic() - t0 < 3
