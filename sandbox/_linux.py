@@ -29,9 +29,10 @@ MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
-_SYS_PIVOT_ROOT = 155  # x86_64; aarch64 uses 41
+_SYS_PIVOT_ROOT, _SYS_KEYCTL = 155, 250  # x86_64
 if os.uname().machine in ("aarch64", "arm64"):
-    _SYS_PIVOT_ROOT = 41
+    _SYS_PIVOT_ROOT, _SYS_KEYCTL = 41, 219
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
@@ -86,3 +87,9 @@ def pivot_root(new_root: str, put_old: str) -> None:
 def prctl(option: int, arg2: int = 0) -> None:
     """prctl(2) for the few options used (no_new_privs, pdeathsig)."""
     _check(_libc.prctl(option, arg2, 0, 0, 0), f"prctl({option})")
+
+
+def join_new_session_keyring() -> None:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a fresh anonymous session keyring, so the
+    job does not possess keys of the process that forked it. Best effort (ENOSYS is fine)."""
+    _libc.syscall(_SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, None)

@@ -250,14 +250,30 @@ class SandboxPool:
         project = _PKG_PARENT if not _PKG_PARENT.startswith(sys.prefix) else ""
         self.isolation = isolation
         self._workers: list[_Worker] = []
-        try:
-            for i in range(n):
-                cfg = dict(DEFAULTS, **limits, isolation=isolation, uid=base_uid + i,
-                           project=project)
-                self._workers.append(_Worker(cfg))
-        except BaseException:
+        cfgs = [dict(DEFAULTS, **limits, isolation=isolation, uid=base_uid + i,
+                     project=project) for i in range(n)]
+        # Start workers concurrently: each needs an interpreter start plus imports.
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def start(cfg: dict[str, Any]) -> None:
+            try:
+                w = _Worker(cfg)
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                with lock:
+                    errors.append(e)
+                return
+            with lock:
+                self._workers.append(w)
+
+        threads = [threading.Thread(target=start, args=(c,)) for c in cfgs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
             self.close()
-            raise
+            raise errors[0]
 
     def __enter__(self) -> SandboxPool:
         return self

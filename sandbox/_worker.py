@@ -215,6 +215,7 @@ def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        L.join_new_session_keyring()  # do not possess the worker's (root's) keyrings
         # If the worker dies the job must die too (set after setuid, which clears it).
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.chdir(workdir or "/")
@@ -379,7 +380,7 @@ def _records(raw: bytes, nonce: str) -> list[dict[str, Any]]:
     return out
 
 
-def _tail(b: bytes, n: int = 2000) -> str:
+def _tail(b: bytes, n: int = 1000) -> str:
     s = b.decode("utf-8", "replace")
     return s if len(s) <= n else "..." + s[-n:]
 

@@ -505,8 +505,10 @@ def test_malformed_jobs_get_sandbox_error() -> None:
             {"id": 4, "code": "x=1", "test": "x", "timeout_s": -1},
             {"id": 6, "code": "x=1", "test": "  \n"},
             {"id": 5, "code": "x=1", "test": "assert x == 1"}]
-    v = run_jobs(jobs, workers=1, isolation=False)
+    seen: list[dict] = []
+    v = run_jobs(jobs, workers=2, isolation=False, progress=seen.append)
     assert [x["verdict"] for x in v] == ["sandbox_error"] * 7 + ["passed"]
+    assert sorted(map(repr, seen)) == sorted(map(repr, v))  # one progress call per job
     assert "missing 'id'" in v[0]["detail"] and "timeout_s" in v[5]["detail"]
 
 
