@@ -32,6 +32,8 @@ human text) and, when useful, ``failed_test``, ``error_type``, ``message``, ``el
 ``cpu_s``, ``output_truncated`` and (for non-passes) ``stdout``/``stderr`` tails.
 """
 
+from typing import Any, TypedDict
+
 from sandbox._pool import (
     DEFAULTS,
     GUIDANCE,
@@ -46,6 +48,8 @@ from sandbox._pool import (
 __all__ = [
     "DEFAULTS",
     "GUIDANCE",
+    "Job",
+    "Verdict",
     "VERDICTS",
     "SandboxPool",
     "SandboxUnavailableError",
@@ -53,3 +57,42 @@ __all__ = [
     "run_jobs",
     "validate_job",
 ]
+
+
+class Case(TypedDict):
+    """One function-call case (``input``: positional args list or kwargs dict) or one
+    stdin/stdout case (``input``/``output``: strings)."""
+
+    input: Any
+    output: Any
+
+
+class Job(TypedDict, total=False):
+    """A job; ``id`` and ``code`` are required, plus exactly one of ``test``, ``cases``
+    (with ``entry_point``) or ``stdin_cases``."""
+
+    id: str | int
+    code: str
+    test: str
+    cases: list[Case]
+    entry_point: str
+    stdin_cases: list[Case]
+    prelude: str
+    timeout_s: float
+    memory_mb: int
+
+
+class Verdict(TypedDict, total=False):
+    """A verdict; ``id``, ``verdict`` and ``detail`` are always present."""
+
+    id: str | int | None
+    verdict: str
+    detail: str
+    failed_test: int | str | None
+    error_type: str
+    message: str
+    elapsed_s: float
+    cpu_s: float
+    output_truncated: bool
+    stdout: str
+    stderr: str
