@@ -174,6 +174,8 @@ def _hostile_jobs(secret_home: Path, port: int, marker_dir: Path) -> list[dict]:
          "    if os.fork() == 0:\n        time.sleep(30)\n    os._exit(0)\n", "assert True", 5),
         ("big_output", "import os\nfor _ in range(1024):\n    os.write(1, b'x' * (1 << 20))\n",
          "assert False, 'must fail after printing'", 20),
+        ("endless_output", "import os\nwhile True:\n    os.write(1, b'y' * 65536)\n",
+         "assert True", 1),
         ("setuid_escalate", "import os\nos.setuid(0)\n", "assert os.getuid() == 0", 5),
         ("mount_escape", "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
          "rc = libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)\n", "assert rc == 0", 5),
@@ -214,7 +216,7 @@ def test_hostile_suite_no_false_passes(hostile: dict[str, dict]) -> None:
     ("connect_internet", "failed"), ("dns", "failed"), ("write_outside", "failed"),
     ("read_secret_file", "failed"), ("read_secret_env", "failed"), ("stdin_read", "failed"),
     ("stdin_read_all", "failed"), ("proc_snoop", "failed"), ("setuid_escalate", "failed"),
-    ("mount_escape", "failed"), ("big_output", "failed"),
+    ("mount_escape", "failed"), ("big_output", "failed"), ("endless_output", "timeout"),
 ])
 def test_hostile_verdicts(hostile: dict[str, dict], job_id: str, expected: str) -> None:
     assert hostile[job_id]["verdict"] == expected, hostile[job_id]
