@@ -398,7 +398,27 @@ def test_test_functions_and_unittest_are_run() -> None:
                  "    def test_b(self):\n        self.assertEqual(add(-1, 1), 0)\n"
                  "unittest.main()\n"},
     ]
+    jobs += [
+        {"id": "pytest_class_bad", "code": "def add(a, b):\n    return a * b\n",
+         "test": "class TestAdd:\n    def test_two(self):\n        assert add(2, 2) == 4\n"
+                 "    def test_three(self):\n        assert add(1, 2) == 3\n"},
+        {"id": "pytest_class_ok", "code": "def add(a, b):\n    return a + b\n",
+         "test": "class TestAdd:\n    def test_two(self):\n        assert add(2, 2) == 4\n"},
+        {"id": "async_bad", "code": "async def add(a, b):\n    return a - b\n",
+         "test": "async def test_add():\n    assert await add(1, 2) == 3\n"},
+        {"id": "async_ok", "code": "async def add(a, b):\n    return a + b\n",
+         "test": "async def test_add():\n    assert await add(1, 2) == 3\n"},
+        {"id": "fixture", "code": "def add(a, b):\n    return a + b\n",
+         "test": "def test_add(tmp_path):\n    assert add(1, 2) == 3\n"},
+    ]
     v = {x["id"]: x for x in run_jobs(jobs, workers=2, isolation=False)}
+    assert v["pytest_class_bad"]["verdict"] == "failed"
+    assert v["pytest_class_bad"]["failed_test"] == "TestAdd.test_three"
+    assert v["pytest_class_ok"]["verdict"] == "passed", v["pytest_class_ok"]
+    assert v["async_bad"]["verdict"] == "failed"
+    assert v["async_ok"]["verdict"] == "passed", v["async_ok"]
+    assert v["fixture"]["verdict"] == "sandbox_error" and "tmp_path" not in v["fixture"]["detail"]
+    assert "needs arguments" in v["fixture"]["detail"]
     assert v["func_ok"]["verdict"] == "passed", v["func_ok"]
     assert v["func_bad"]["verdict"] == "failed"
     assert v["func_bad"]["failed_test"] == "test_add"
