@@ -14,7 +14,8 @@ Job format (one JSON object per job / JSONL line):
 
   - ``test`` (str): Python run after ``code`` in the same ``__main__`` namespace; it passes
     when every top-level statement, every ``test*`` function it defines (and does not call
-    itself) and every ``unittest.TestCase`` it defines ran without error or skip;
+    itself), every pytest-style ``Test*`` class method and every ``unittest.TestCase`` test
+    ran without error or skip;
   - ``cases`` + ``entry_point``: ``[{"input": [args...] | {kwargs}, "output": value}]``;
     ``entry_point`` is ``"func"`` or ``"Class.method"`` (a fresh ``Class()`` per case).  The
     return value is converted to JSON data (tuples -> lists, sets -> sorted lists) and
@@ -24,7 +25,9 @@ Job format (one JSON object per job / JSONL line):
     runs once per case as ``__main__``; must exit 0; trailing whitespace per line and
     trailing blank lines are ignored.
 
-* optional ``entry_point`` (also checked statically for ``test`` jobs), ``timeout_s``
+* optional ``entry_point`` (also checked statically for ``test`` jobs), ``prelude`` (trusted
+  set-up code run first, e.g. ``"from typing import *"``; its names count as defined),
+  ``timeout_s``
   (wall clock, default 10), ``memory_mb`` (address space, default 1024).
 
 Verdict dicts (input order): ``id``, ``verdict`` (one of :data:`VERDICTS`), ``detail`` (short
