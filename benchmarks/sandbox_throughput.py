@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sandbox import SandboxPool
 
-TIMEOUT_S = 0.5
+TIMEOUT_S = 0.5  # for the endless-loop jobs
+NORMAL_TIMEOUT_S = 10.0  # for the rest: generous, so a loaded machine cannot flip outcomes
 
 
 def make_jobs(n: int) -> list[dict]:
@@ -26,7 +27,9 @@ def make_jobs(n: int) -> list[dict]:
     jobs = []
     for i in range(n):
         k = i % 100
+        timeout = NORMAL_TIMEOUT_S
         if k == 99:
+            timeout = TIMEOUT_S
             code, test = "def f(x):\n    while True:\n        pass\n", "assert f(1) == 1\n"
         elif k < 55:
             code = f"def f(x):\n    return sorted(x)[::-1][:{k % 5 + 1}]\n"
@@ -37,7 +40,7 @@ def make_jobs(n: int) -> list[dict]:
         else:
             code = "def f(x):\n    return x[10]\n"
             test = f"assert f(list(range({k % 15}))) == 10\n"
-        jobs.append({"id": i, "code": code, "test": test, "timeout_s": TIMEOUT_S})
+        jobs.append({"id": i, "code": code, "test": test, "timeout_s": timeout})
     return jobs
 
 
