@@ -209,7 +209,7 @@ def static_check(code: str, entry_point: str | None,
         tree = ast.parse(code, "<solution>")
         compile(tree, "<solution>", "exec")
     except SyntaxError as e:
-        return ("syntax_error", f"line {e.lineno}: {e.msg}", None)
+        return ("syntax_error", (f"line {e.lineno}: " if e.lineno else "") + str(e.msg), None)
     except (ValueError, RecursionError, MemoryError) as e:
         return ("syntax_error", f"{_etype(e)}: {_short(e)}", None)
     try:

@@ -493,6 +493,10 @@ def test_formats_correct_and_subtly_wrong(isolation: bool) -> None:
                                              "        out = p.map(sq, range(5))\n",
          "test": "assert out == [0, 1, 4, 9, 16]"},
         {"id": "syntax", "code": "def f(:\n    pass\n", "test": "assert True"},
+        {"id": "nul_byte", "code": "x = 1\x00", "test": "assert x"},
+        {"id": "deep_nesting", "code": "x = " + "(" * 5000 + "1" + ")" * 5000, "test": "x"},
+        {"id": "unicode_ok", "code": "def f():\n    return 'h\u00e9llo \u2713'\nprint('\u65e5')\n",
+         "test": "assert f() == 'h\u00e9llo \u2713'"},
         {"id": "undefined", "code": "def f():\n    return helper(1)\n", "test": "f()"},
         {"id": "no_entry", "code": "def g():\n    return 1\n", "entry_point": "f",
          "cases": [{"input": [], "output": 1}]},
@@ -506,7 +510,8 @@ def test_formats_correct_and_subtly_wrong(isolation: bool) -> None:
         "stdin_ok": "passed", "stdin_ok_open0": "passed", "stdin_ok_buffer": "passed",
         "stdin_bad": "failed", "stdin_crash": "failed", "syntax": "syntax_error",
         "undefined": "static_error", "no_entry": "static_error", "bad_test": "sandbox_error",
-        "subprocess_ok": "passed", "multiprocessing_ok": "passed",
+        "subprocess_ok": "passed", "multiprocessing_ok": "passed", "nul_byte": "syntax_error",
+        "deep_nesting": "syntax_error", "unicode_ok": "passed",
     }
     assert {k: v[k]["verdict"] for k in expect} == expect, {k: v[k] for k in expect}
     assert v["assert_bad"]["failed_test"] == 2
