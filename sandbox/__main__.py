@@ -18,7 +18,8 @@ from sandbox._pool import SandboxPool, SandboxUnavailableError
 
 
 def _done_ids(path: str) -> set[Any]:
-    """Ids already in VERDICTS.jsonl; truncate a trailing partial line left by a crash."""
+    """Ids already in VERDICTS.jsonl (JSON-encoded; ``line:N`` for id-less malformed lines);
+    truncate a trailing partial line left by a crash."""
     done: set[Any] = set()
     if not os.path.exists(path):
         return done
@@ -34,6 +35,8 @@ def _done_ids(path: str) -> set[Any]:
             continue
         if isinstance(rec, dict) and rec.get("id") is not None:
             done.add(json.dumps(rec["id"]))
+        elif isinstance(rec, dict) and isinstance(rec.get("line"), int):
+            done.add(f"line:{rec['line']}")
     return done
 
 
@@ -46,12 +49,14 @@ def _jobs(path: str, done: set[Any]) -> Iterator[Any]:
             try:
                 job = json.loads(line)
             except ValueError as e:
-                yield {"__malformed__": f"line {lineno}: invalid JSON ({e})"}
-                continue
-            if isinstance(job, dict) and "id" in job and json.dumps(job["id"]) in done:
+                job = {"__malformed__": f"invalid JSON ({e})"}
+            if isinstance(job, dict) and "id" in job:
+                if json.dumps(job["id"]) in done:
+                    continue
+            elif f"line:{lineno}" in done:
                 continue
             if isinstance(job, dict):
-                job.setdefault("__line__", lineno)
+                job["__line__"] = lineno
             yield job
 
 

@@ -305,9 +305,11 @@ class SandboxPool:
                     problem = validate_job(job)
                     if problem:
                         jid = job.get("id") if isinstance(job, dict) else None
-                        where = job.get("__line__") if isinstance(job, dict) else None
-                        where = f" (line {where})" if where else ""
+                        line = job.get("__line__") if isinstance(job, dict) else None
+                        where = f" (line {line})" if line else ""
                         v = error_verdict(jid, f"malformed job{where}: {problem}")
+                        if line and jid is None:
+                            v["line"] = line  # lets the CLI resume past id-less lines
                     else:
                         v = w.run(job)
                         v["id"] = job["id"]
