@@ -17,6 +17,9 @@ solution, so the harness assumes the solution will try to cheat and is built acc
   success lines therefore cannot produce a pass.
 * For function-call and stdin/stdout cases the harness does not judge at all: it reports the
   produced values (as plain JSON) and the *worker* compares them with the expected outputs.
+
+Not defended (documented in the README): code that deliberately walks interpreter frames, gc
+or raw memory to reach the harness's own objects.  In-process, that cannot be prevented.
 """
 
 from __future__ import annotations
@@ -200,9 +203,10 @@ def _defined_names(tree: ast.Module) -> dict[str, ast.AST]:
 
 def static_check(code: str, entry_point: str | None,
                  known: Any = ()) -> tuple[str, str, Any] | None:
-    """Return ``(verdict, detail, code_object)``-style failure, or None plus compiles ok.
+    """Return ``(verdict, detail, None)`` when ``code`` fails static analysis, else None.
 
-    Pyflakes (a core dependency already) is used as a library: only undefined-name class
+    Checks: it compiles, no undefined names, the entry point (if any) is defined at top
+    level.  ``known`` are extra defined names (from a prelude).  Pyflakes (a core dependency already) is used as a library: only undefined-name class
     messages are errors, because unused imports and the like do not make a solution wrong.
     """
     try:
