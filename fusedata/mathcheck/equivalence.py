@@ -65,7 +65,10 @@ class Equivalence:
 
 _MC_RE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?$")
 _MC_PRED_RE = re.compile(r"^\(?\s*([A-E])\s*\)(?:\s|$)|^([A-E])(?:\s*[.:)]|\s*$)")
-_WORDS_RE = re.compile(r"[A-Za-z]{3,}(?:[\s\-]+[A-Za-z]+)*")
+_WORDS_RE = re.compile(r"[A-Za-z]{2,}(?:[\s\-]+[A-Za-z]+)*")
+#: Letter sequences that are math, not words, for the plain-words rule.
+_NOT_WORDS = frozenset({"pi", "inf", "oo", "ln", "log", "sin", "cos", "tan", "exp"})
+_PERCENT_RE = re.compile(r"\s*\\%$")
 _THOUSANDS_RE = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?"
 _TRAILING_UNIT_RE = re.compile(
@@ -100,7 +103,11 @@ def normalize_answer(s: str) -> str:
     s = s.rstrip(".").strip()
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
     s = s.replace("\\left", "").replace("\\right", "")
-    s = re.sub(r"\\[,!;:]|\\ |~", " ", s)
+    # Thin spaces used as thousands separators (1\,000), then other LaTeX spacing. The
+    # look-behind keeps the row separator of matrices (\\ followed by a space) intact.
+    s = re.sub(r"(?<=\d)(?<!\\)\\[,!](?=\d{3}(?!\d))", "", s)
+    s = re.sub(r"(?<!\\)\\[,!;: ]|~", " ", s)
+    s = s.replace("\u2212", "-")
     s = re.sub(r"(\d)\{,\}(\d)", r"\1\2", s)
     s = s.replace("{,}", ",")
     # Degrees: 45^\circ, 45^{\circ}, 45°, 45\degree.
@@ -121,6 +128,9 @@ def normalize_answer(s: str) -> str:
     m = _TRAILING_UNIT_RE.match(s)
     if m:
         s = m.group("num")
+    if "\\" not in s:
+        # Plain-text gold ("2*pi", "pi/4"): math-verify would read "pi" as p*i.
+        s = re.sub(r"(?<![A-Za-z])pi(?![A-Za-z])", r"\\pi", s)
     s = re.sub(r"\s+", " ", s).strip()
     return s
 
@@ -255,7 +265,12 @@ def check_equivalence(gold: str, answer: str) -> Equivalence:
             return Equivalence(
                 "correct" if same else "incorrect", f"multiple choice {letter} vs {g}", g, p
             )
-    if _WORDS_RE.fullmatch(g) and _WORDS_RE.fullmatch(p):
+    if (
+        _WORDS_RE.fullmatch(g)
+        and _WORDS_RE.fullmatch(p)
+        and g.casefold() not in _NOT_WORDS
+        and p.casefold() not in _NOT_WORDS
+    ):
         same = g.casefold() == p.casefold()
         return Equivalence("correct" if same else "incorrect", "plain words compared", g, p)
 
@@ -269,6 +284,14 @@ def check_equivalence(gold: str, answer: str) -> Equivalence:
         if not pp:
             return Equivalence("incorrect", "prediction not parseable", gd, pd)
         ok = verify(list(gp), list(pp), float_rounding=6, timeout_seconds=None)
+        if not ok and (_PERCENT_RE.search(g) or _PERCENT_RE.search(p)):
+            # "12.5\%" vs "12.5": math-verify only drops the percent sign for integers.
+            g0, p0 = _PERCENT_RE.sub("", g), _PERCENT_RE.sub("", p)
+            gp0, pp0 = parse_answer(g0), parse_answer(p0)
+            if gp0 and pp0:
+                ok = verify(list(gp0), list(pp0), float_rounding=6, timeout_seconds=None)
+                if ok:
+                    gp, pp = gp0, pp0
         if not ok:
             return Equivalence("incorrect", "math-verify: not equivalent", gd, pd)
         for veto in (_tiny_value_veto, _equation_veto):
