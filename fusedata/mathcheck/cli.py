@@ -7,7 +7,6 @@ group can register it with ``cli.add_command(verify_math)``.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, TextIO
 
 import click
@@ -86,7 +85,6 @@ def verify_math(
             workers=workers,
         )
         by_row: dict[int, MathVerdict] = {i: v for (i, _), v in zip(good, verdicts, strict=True)}
-        out = sys.stdout
         for i, (rid, g, payload) in enumerate(rows):
             if g is None:
                 rec = {"id": rid, "verdict": "error", "extracted": None, "reason": payload}
@@ -98,8 +96,7 @@ def verify_math(
                     "extracted": v.extracted,
                     "reason": v.reason,
                 }
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        out.flush()
+            click.echo(json.dumps(rec, ensure_ascii=False))
         return
     if gold is None or answer is None:
         raise click.UsageError("need GOLD and ANSWER, or --jsonl FILE")
