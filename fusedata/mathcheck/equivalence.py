@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -133,6 +134,95 @@ def normalize_answer(s: str) -> str:
         s = re.sub(r"(?<![A-Za-z])pi(?![A-Za-z])", r"\\pi", s)
     s = re.sub(r"\s+", " ", s).strip()
     return s
+
+
+_SIMPLE_INT_RE = re.compile(r"[-+]?\d+")
+_SIMPLE_DEC_RE = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)")
+_SIMPLE_FRAC_RE = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}|(-?\d+)/(-?\d+)")
+_SEQ_RE = re.compile(
+    r"(?P<open>\(|\[|\\\{)?(?P<body>[^()\[\]{}]*,[^()\[\]{}]*)(?P<close>\)|\]|\\\})?"
+)
+
+
+def _simple_number(s: str) -> tuple[Fraction, bool] | None:
+    """Exact value of an integer, decimal or numeric fraction, and whether it is a decimal.
+
+    The fast path for the most common answers (OpenMathInstruct-2 golds are mostly plain
+    numbers): exact rational arithmetic instead of an ANTLR parse plus sympy. Anything else
+    returns None and goes to math-verify.
+    """
+    try:
+        if _SIMPLE_INT_RE.fullmatch(s):
+            return Fraction(int(s)), False
+        if _SIMPLE_DEC_RE.fullmatch(s):
+            return Fraction(s), True
+        m = _SIMPLE_FRAC_RE.fullmatch(s)
+        if m:
+            if m.group(2) is not None:
+                num, den = int(m.group(2)), int(m.group(3))
+                if m.group(1):
+                    num = -num
+            else:
+                num, den = int(m.group(4)), int(m.group(5))
+            if den == 0:
+                return None
+            return Fraction(num, den), False
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _simple_sequence(s: str) -> tuple[str, list[Fraction], bool] | None:
+    """``(kind, values, has_decimal)`` for a tuple/interval/set/list of simple numbers.
+
+    ``kind`` is ``"set"`` for ``\\{..\\}`` and bare comma lists (math-verify compares
+    multiple answers as sets), else the bracket pair, e.g. ``"[)"``. Sympy's
+    interval/tuple/set comparison costs tens of milliseconds; exact comparison of simple
+    values costs microseconds. None for anything else (math-verify decides).
+    """
+    m = _SEQ_RE.fullmatch(s)
+    if m is None:
+        return None
+    op, cl = m.group("open") or "", m.group("close") or ""
+    if bool(op) != bool(cl) or (op == "\\{") != (cl == "\\}"):
+        return None
+    vals: list[Fraction] = []
+    has_dec = False
+    for part in m.group("body").split(","):
+        got = _simple_number(part.strip())
+        if got is None:
+            return None
+        vals.append(got[0])
+        has_dec = has_dec or got[1]
+    kind = "set" if op in ("", "\\{") else op + cl
+    return kind, vals, has_dec
+
+
+def _fast_verdict(g: str, p: str) -> tuple[bool, str, str, str] | None:
+    """Exact decision for simple numbers and sequences of them, or None to defer.
+
+    Only decides where math-verify would agree: equal exact values are equivalent; unequal
+    values are non-equivalent unless a decimal is involved (then math-verify's rounding
+    tolerance applies, so it is deferred).
+    """
+    gn, pn = _simple_number(g), _simple_number(p)
+    if gn is not None and pn is not None:
+        gd, pd = str(gn[0]), str(pn[0])
+        if gn[0] == pn[0]:
+            return True, "exact numeric match", gd, pd
+        if not (gn[1] or pn[1]):
+            return False, "exact numeric mismatch", gd, pd
+        return None
+    gs, ps = _simple_sequence(g), _simple_sequence(p)
+    if gs is None or ps is None or gs[0] != ps[0]:
+        return None
+    kind = gs[0]
+    same = set(gs[1]) == set(ps[1]) if kind == "set" else gs[1] == ps[1]
+    if same:
+        return True, f"exact match ({kind})", g, p
+    if not (gs[2] or ps[2]):
+        return False, f"exact mismatch ({kind})", g, p
+    return None
 
 
 def _braces_balanced(s: str) -> bool:
@@ -273,6 +363,11 @@ def check_equivalence(gold: str, answer: str) -> Equivalence:
     ):
         same = g.casefold() == p.casefold()
         return Equivalence("correct" if same else "incorrect", "plain words compared", g, p)
+
+    fast = _fast_verdict(g, p)
+    if fast is not None:
+        ok, why, gd, pd = fast
+        return Equivalence("correct" if ok else "incorrect", why, gd, pd)
 
     try:
         _parse, verify, _cfg = _mv()

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -225,7 +226,20 @@ class CheckPool:
             raise RuntimeError("CheckPool is closed")
         n = len(pairs)
         results: list[Equivalence | None] = [None] * n
-        queue: deque[int] = deque(range(n))
+        # Gold affinity: checks sharing a gold go to the same worker, so each worker parses
+        # a gold once (its cache) instead of every worker parsing every gold. An idle worker
+        # steals from the back of the longest queue, so skewed golds still use all workers.
+        n_slots = len(self._slots)
+        queues: list[deque[int]] = [deque() for _ in range(n_slots)]
+        for tid, (gold, _ans) in enumerate(pairs):
+            queues[zlib.crc32(gold.encode("utf-8", "surrogatepass")) % n_slots].append(tid)
+
+        def next_task(i: int) -> int | None:
+            if queues[i]:
+                return queues[i].popleft()
+            victim = max(queues, key=len)
+            return victim.pop() if victim else None
+
         remaining = n
 
         def finish(tid: int, eq: Equivalence) -> None:
@@ -243,14 +257,17 @@ class CheckPool:
             if slot.inflight:
                 tid = slot.inflight.popleft()
                 finish(tid, Equivalence(verdict, reason))
-                queue.extendleft(reversed(slot.inflight))
+                queues[i].extendleft(reversed(slot.inflight))
+                slot.inflight.clear()
             self._slots[i] = self._spawn()
 
         while remaining:
             now = time.monotonic()
             for i, slot in enumerate(self._slots):
-                while queue and len(slot.inflight) < self.depth:
-                    tid = queue.popleft()
+                while len(slot.inflight) < self.depth:
+                    tid = next_task(i)
+                    if tid is None:
+                        break
                     gold, ans = pairs[tid]
                     if not slot.inflight:
                         slot.busy_since = now
