@@ -220,9 +220,18 @@ def _fast_verdict(g: str, p: str) -> tuple[bool, str, str, str] | None:
     same = set(gs[1]) == set(ps[1]) if kind == "set" else gs[1] == ps[1]
     if same:
         return True, f"exact match ({kind})", g, p
-    if not (gs[2] or ps[2]):
-        return False, f"exact mismatch ({kind})", g, p
-    return None
+    if gs[2] or ps[2]:
+        return None
+    if kind != "set":
+        # Two values in brackets may be an interval; sympy treats degenerate ones ([0, 0),
+        # (3, 1)) as empty sets that equal each other, so only proper ones are decided here.
+        # Three or more values are tuples only with parentheses.
+        both = (gs[1], ps[1])
+        if any(len(v) == 2 and not v[0] < v[1] for v in both):
+            return None
+        if kind != "()" and any(len(v) != 2 for v in both):
+            return None
+    return False, f"exact mismatch ({kind})", g, p
 
 
 def _braces_balanced(s: str) -> bool:
