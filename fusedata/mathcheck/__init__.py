@@ -85,8 +85,10 @@ def check_many(
     checks run on ``workers`` processes (default: all usable CPUs, capped by the number of
     unique checks), each with a hard ``timeout_s`` wall-clock limit. Safe to call from any
     thread and repeatedly; unless ``pool`` is given, the workers are started for this call
-    and stopped and reaped before it returns (also on error). ``progress(k)`` receives the
-    number of items finished since its previous call.
+    and stopped and reaped before it returns (also on error). Starting them costs about
+    0.5 s (one warm-up import of sympy + math-verify), so pass a :class:`CheckPool` as
+    ``pool`` to amortise it over many small calls; the pool's own ``timeout_s`` then
+    applies. ``progress(k)`` receives the number of items finished since its previous call.
 
     Failure modes: responses without an answer give ``no_answer``; checks exceeding the
     limit give ``timeout``; unparseable gold, worker crashes and unexpected exceptions give
@@ -131,16 +133,12 @@ def check_many(
             with CheckPool(n_workers, timeout_s=timeout_s) as own:
                 eqs = own.run(pairs, on_done=on_done)
         for u, eq in enumerate(eqs):
+            gold_n, pred_n = eq.gold_normalized, eq.pred_normalized
+            if not (gold_n or pred_n):  # timeout / crash: show what would have been compared
+                gold_n, pred_n = normalize_answer(pairs[u][0]), normalize_answer(pairs[u][1])
             for idx in members[u]:
                 ex = extractions[idx]
-                out[idx] = MathVerdict(
-                    eq.verdict,
-                    ex.answer,
-                    ex.rule,
-                    eq.reason,
-                    eq.gold_normalized,
-                    eq.pred_normalized,
-                )
+                out[idx] = MathVerdict(eq.verdict, ex.answer, ex.rule, eq.reason, gold_n, pred_n)
     return [v for v in out if v is not None]
 
 

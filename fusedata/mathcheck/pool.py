@@ -134,6 +134,10 @@ class CheckPool:
             pass_fds=(theirs.fileno(),),
             env=env,
             stdin=subprocess.DEVNULL,
+            # Workers never write results to stdout; keep stray prints out of the
+            # caller's stdout (verify-math --jsonl streams JSON there). stderr is kept
+            # so that import errors stay visible.
+            stdout=subprocess.DEVNULL,
             close_fds=True,
         )
         theirs.close()
