@@ -226,6 +226,9 @@ TABLE: list[tuple[str, str, str]] = [
     ("B", "\\textbf{(B)}", C),
     ("(D)", "D", C),
     ("(D)", "E", X),
+    ("\\boxed{\\text{(C)}}", "C", C),
+    ("e", "2.718282", C),
+    ("a", "b", X),
     ("\\text{(B)}", "\\text{(B) } 12", C),  # mv-wrong
     ("\\text{(E)}", "(E) \\ 7", C),  # mv-wrong
     ("\\text{(A)}", "(C) 5", X),

@@ -64,7 +64,8 @@ class Equivalence:
 
 # --------------------------------------------------------------------------- normalisation
 
-_MC_RE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?$")
+# A choice letter: "(a)"/"(A)" in any case, bare only upper case ("e" and "a" are math).
+_MC_RE = re.compile(r"^\(\s*([A-Ea-e])\s*\)$|^([A-E])$")
 _MC_PRED_RE = re.compile(r"^\(?\s*([A-E])\s*\)(?:\s|$)|^([A-E])(?:\s*[.:)]|\s*$)")
 _WORDS_RE = re.compile(r"[A-Za-z]{2,}(?:[\s\-]+[A-Za-z]+)*")
 #: Letter sequences that are math, not words, for the plain-words rule.
@@ -102,6 +103,9 @@ def normalize_answer(s: str) -> str:
     """
     s = _strip_delimiters(s)
     s = s.rstrip(".").strip()
+    m = re.fullmatch(r"\\boxed\{(.*)\}", s, re.DOTALL)
+    if m and _braces_balanced(m.group(1)):
+        s = _strip_delimiters(m.group(1))
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
     s = s.replace("\\left", "").replace("\\right", "")
     # Thin spaces used as thousands separators (1\,000), then other LaTeX spacing. The
@@ -123,7 +127,7 @@ def normalize_answer(s: str) -> str:
         s = m.group(1).strip()
     m = _MC_RE.match(s)
     if m:
-        return m.group(1).upper()
+        return (m.group(1) or m.group(2)).upper()
     if _THOUSANDS_RE.match(s):
         s = s.replace(",", "")
     m = _TRAILING_UNIT_RE.match(s)
