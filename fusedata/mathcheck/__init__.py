@@ -83,7 +83,7 @@ def check_many(
 
     Extraction runs here; identical ``(gold, extracted)`` checks are verified once. The
     checks run on ``workers`` processes (default: all usable CPUs, capped by the number of
-    unique checks), each with a hard ``timeout_s`` wall-clock limit. Safe to call from any
+    items), each with a hard ``timeout_s`` wall-clock limit. Safe to call from any
     thread and repeatedly; unless ``pool`` is given, the workers are started for this call
     and stopped and reaped before it returns (also on error). Starting them costs about
     0.5 s (one warm-up import of sympy + math-verify), so pass a :class:`CheckPool` as
@@ -97,6 +97,26 @@ def check_many(
     """
     if timeout_s <= 0:
         raise ValueError("timeout_s must be > 0")
+    extract_answer("", fallbacks)  # validate the rule names before starting processes
+    n = len(items)
+    own: CheckPool | None = None
+    if pool is None and n:
+        # Start the workers' zygote first: it warms up while we extract answers.
+        n_workers = min(workers if workers is not None else default_workers(), n)
+        own = CheckPool(n_workers, timeout_s=timeout_s)
+    try:
+        return _check_many(items, fallbacks, pool or own, progress)
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _check_many(
+    items: Sequence[tuple[str, str]],
+    fallbacks: Sequence[str],
+    pool: CheckPool | None,
+    progress: Callable[[int], None] | None,
+) -> list[MathVerdict]:
     n = len(items)
     out: list[MathVerdict | None] = [None] * n
     extractions: list[Extraction] = []
@@ -126,12 +146,8 @@ def check_many(
             def on_done(u: int) -> None:
                 progress(len(members[u]))
 
-        if pool is not None:
-            eqs = pool.run(pairs, on_done=on_done)
-        else:
-            n_workers = min(workers if workers is not None else default_workers(), len(pairs))
-            with CheckPool(n_workers, timeout_s=timeout_s) as own:
-                eqs = own.run(pairs, on_done=on_done)
+        assert pool is not None
+        eqs = pool.run(pairs, on_done=on_done)
         for u, eq in enumerate(eqs):
             gold_n, pred_n = eq.gold_normalized, eq.pred_normalized
             if not (gold_n or pred_n):  # timeout / crash: show what would have been compared

@@ -106,10 +106,36 @@ class CheckPool:
         self._closed = False
         #: Number of workers killed (deadline or crash) over this pool's life.
         self.kills = 0
+        # The zygote warms up (imports sympy + math-verify) while the caller keeps working,
+        # e.g. extracting answers; the first run() waits for it and forks the workers.
         self._zygote, self._ctrl = self._start_zygote()
+        self._started = False
+
+    def _ensure_started(self) -> None:
+        """Wait for the zygote to be warm and fork the workers (first use only).
+
+        Failure mode: ``RuntimeError`` if the zygote exits or is not ready within
+        :data:`ZYGOTE_START_TIMEOUT_S` (e.g. math-verify not importable); the pool is then
+        closed.
+        """
+        if self._started:
+            return
+        if self._closed:
+            raise RuntimeError("CheckPool is closed")
         try:
+            self._ctrl.settimeout(ZYGOTE_START_TIMEOUT_S)
+            try:
+                ready = self._ctrl.recv(1)
+            except TimeoutError:
+                ready = b""
+            if ready != b"R":
+                raise RuntimeError(
+                    f"mathcheck zygote failed to start (exit code {self._zygote.poll()})"
+                )
+            self._ctrl.settimeout(None)
             for _ in range(self.n_workers):
                 self._slots.append(self._spawn())
+            self._started = True
         except BaseException:
             self.close()
             raise
@@ -117,11 +143,7 @@ class CheckPool:
     # ----------------------------------------------------------------- lifecycle
     @staticmethod
     def _start_zygote() -> tuple[subprocess.Popen[bytes], socket.socket]:
-        """Start the zygote and wait until it has warmed up.
-
-        Failure mode: ``RuntimeError`` if it exits or is not ready within
-        :data:`ZYGOTE_START_TIMEOUT_S` (e.g. math-verify not importable).
-        """
+        """Start the zygote process; does not wait for it (see :meth:`_ensure_started`)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
@@ -141,17 +163,6 @@ class CheckPool:
             close_fds=True,
         )
         theirs.close()
-        ours.settimeout(ZYGOTE_START_TIMEOUT_S)
-        try:
-            ready = ours.recv(1)
-        except TimeoutError:
-            ready = b""
-        if ready != b"R":
-            proc.kill()
-            proc.wait()
-            ours.close()
-            raise RuntimeError(f"mathcheck zygote failed to start (exit code {proc.returncode})")
-        ours.settimeout(None)
         return proc, ours
 
     def _spawn(self) -> _Slot:
@@ -172,6 +183,7 @@ class CheckPool:
     @property
     def pids(self) -> list[int]:
         """PIDs of the current workers and of the zygote (for monitoring and tests)."""
+        self._ensure_started()
         return [s.pid for s in self._slots] + [self._zygote.pid]
 
     def close(self) -> None:
@@ -199,6 +211,8 @@ class CheckPool:
                 time.sleep(0.005)
         self._slots = []
         self._ctrl.close()
+        if not self._started:
+            self._zygote.kill()  # still importing: nothing to shut down politely
         try:
             self._zygote.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -229,6 +243,9 @@ class CheckPool:
         if self._closed:
             raise RuntimeError("CheckPool is closed")
         n = len(pairs)
+        if n == 0:
+            return []
+        self._ensure_started()
         results: list[Equivalence | None] = [None] * n
         # Gold affinity: checks sharing a gold go to the same worker, so each worker parses
         # a gold once (its cache) instead of every worker parsing every gold. An idle worker
