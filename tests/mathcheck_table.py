@@ -258,6 +258,9 @@ TABLE: list[tuple[str, str, str]] = [
     ("3/4", "0.75", C),
     ("3/4", "\\frac{4}{3}", X),
     ("-7", "-7.0", C),
+    ("2\\pi", "2 pi", C),  # mv-wrong
+    ("2", "2 pi", X),
+    ("2\\sqrt{3}", "2 sqrt(3)", C),  # mv-wrong
     ("10", "ten", X),
     # --- large / exact arithmetic
     ("2^{10}", "1024", C),

@@ -75,7 +75,7 @@ _THOUSANDS_RE = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?"
 _TRAILING_UNIT_RE = re.compile(
     rf"^(?P<num>{_NUM}|\\[dt]?frac\{{[^{{}}]*\}}\{{[^{{}}]*\}})\s*"
-    r"(?:\\(?:text|mbox|mathrm|textbf)\{\s*[A-Za-z][A-Za-z\s.]*\}|[A-Za-z]{2,}(?:\s+[A-Za-z]+)*)"
+    r"(?:\\(?:text|mbox|mathrm|textbf)\{\s*[A-Za-z][A-Za-z\s.]*\}|(?!(?:pi|sqrt|log|ln|sin|cos|tan|exp|inf)\b)[A-Za-z]{2,}(?:\s+[A-Za-z]+)*)"
     r"(?:\^\{?[23]\}?)?\s*\.?$"
 )
 _TEXT_WRAP_RE = re.compile(r"^\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}$")
@@ -136,6 +136,7 @@ def normalize_answer(s: str) -> str:
     if "\\" not in s:
         # Plain-text gold ("2*pi", "pi/4"): math-verify would read "pi" as p*i.
         s = re.sub(r"(?<![A-Za-z])pi(?![A-Za-z])", r"\\pi", s)
+        s = re.sub(r"(?<![A-Za-z])sqrt\(([^()]*)\)", r"\\sqrt{\1}", s)
     s = re.sub(r"\s+", " ", s).strip()
     return s
 
