@@ -3,7 +3,7 @@
 Runs on CPU in fp32 by default.  On a GPU machine set ``FUSEDATA_TEST_DEVICE=cuda`` and
 ``FUSEDATA_TEST_DTYPE=bfloat16``: the tolerance then widens, since bf16 matmuls are not
 bit-identical across batch shapes (the point there is "no pooling/padding bug", which
-shows up as differences of the order of the scores themselves).
+shows up as differences of the order of the scores themselves): 5% of max(1, |score|).
 """
 
 from __future__ import annotations
@@ -71,8 +71,12 @@ def loaded(s: RewardModelSpec) -> RewardScorer:
 
 
 def max_diff(a: list, b: list) -> float:
+    """Max abs difference (fp32); in bf16/fp16 relative to max(1, |score|), since one bf16
+    step at a score of 5 is already 0.03."""
     assert all(x is not None for x in a + b)
-    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+    if DTYPE == "float32":
+        return max(abs(x - y) for x, y in zip(a, b, strict=True))
+    return max(abs(x - y) / max(1.0, abs(x)) for x, y in zip(a, b, strict=True))
 
 
 # ------------------------------------------------------------------ batching plan
@@ -125,7 +129,7 @@ def test_invariance_check_catches_the_pooling_bug(rms):
     good = [r.score for r in sc.score(data)]
     sc.pad_id = sc.tok.bos_token_id  # a real token, but not the one the model pools on
     bad = [r.score for r in sc.score(data)]
-    assert max_diff(good, bad) > 100 * TOL
+    assert max_diff(good, bad) > 0.1  # about 2 (40%) here: far above TOL in fp32 and bf16
 
 
 def test_scores_match_the_model_run_alone_without_padding(rms):
