@@ -99,7 +99,9 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
             if want("score"):
                 if recipe.reward_model is None:
                     raise ValueError("recipe has no reward_model: the score stage needs one")
-                ds = engine.map(ScoreStage(recipe.reward_model, prompts), ds, m.name).dataset
+                ds = engine.map(ScoreStage(recipe.reward_model, prompts,
+                                           cache_dir=engine.work / "score_cache"),
+                                ds, m.name).dataset
             if want("verify"):
                 ds = engine.map(VerifyStage(recipe.verifiers, prompts), ds, m.name).dataset
             per_model[m.name] = ds

@@ -145,6 +145,15 @@ class RewardModelSpec(_Strict):
     max_length: Annotated[int, Field(gt=0)] = 4096
     truncation_side: Literal["left", "right"] = "left"
     batch_tokens: Annotated[int, Field(gt=0)] = 16384
+    padding_side: Literal["left", "right"] | None = Field(
+        default=None, description="pad batches on this side; null: the RM tokenizer's own")
+    devices: list[str] | None = Field(
+        default=None,
+        description="one model replica per listed device (e.g. [cuda:0, cuda:1]); null: every "
+                    "visible GPU when device is auto, else just `device`")
+    cache: bool = Field(
+        default=True,
+        description="reuse scores per (RM, prompt, response) from WORK/score_cache")
 
 
 class MathVerifier(_Strict):

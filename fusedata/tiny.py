@@ -65,13 +65,13 @@ def build_tokenizer(padding_side: str = "left", vocab_size: int = 384):
     )
 
 
-def _config(tok, seed: int, hidden: int = 64, layers: int = 2):
+def _config(tok, seed: int, hidden: int = 64, layers: int = 2, max_positions: int = 1024):
     from transformers import LlamaConfig
 
     return LlamaConfig(
         vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,
         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=1024, bos_token_id=tok.bos_token_id,
+        max_position_embeddings=max_positions, bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         tie_word_embeddings=False,
     )
@@ -102,15 +102,18 @@ def build_policy(path: str | Path, seed: int = 0, eos_after: int = 6) -> Path:
 
 
 def build_reward_model(path: str | Path, seed: int = 0, padding_side: str = "right",
-                       head_scale: float = 1.0) -> Path:
-    """A random-weight LlamaForSequenceClassification (one label) + tokenizer at ``path``."""
+                       head_scale: float = 1.0, max_positions: int = 1024) -> Path:
+    """A random-weight LlamaForSequenceClassification (one label) + tokenizer at ``path``.
+
+    ``max_positions``: the model's context (the reward benchmark needs > 2,000 tokens).
+    """
     import torch
     from transformers import LlamaForSequenceClassification
 
     path = Path(path)
     tok = build_tokenizer(padding_side)
     torch.manual_seed(seed)
-    cfg = _config(tok, seed)
+    cfg = _config(tok, seed, max_positions=max_positions)
     cfg.num_labels = 1
     model = LlamaForSequenceClassification(cfg)
     with torch.no_grad():

@@ -1,0 +1,130 @@
+"""The score cache: re-annotation sends only new (prompt, response) pairs to the reward model."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+import fusedata.score as score_mod
+from fusedata.build import build
+from fusedata.recipe import RewardModelSpec, load_recipe
+from fusedata.score import ScoreStage
+
+from .conftest import demo_recipe_dict, write_recipe
+from .test_score import _prompts_ds, _responses
+
+
+@pytest.fixture
+def rm_calls(monkeypatch) -> list[tuple[str, str]]:
+    """Every (last user text, response) the reward model is asked to score."""
+    calls: list[tuple[str, str]] = []
+    real = score_mod.RewardScorer.score
+
+    def counting(self, items):
+        calls.extend((m[-1]["content"] if m else "", r) for m, r in items)
+        return real(self, items)
+
+    monkeypatch.setattr(score_mod.RewardScorer, "score", counting)
+    return calls
+
+
+def _stage(rm, prompts, cache_dir, **kw):
+    return ScoreStage(RewardModelSpec(path=str(rm), device="cpu", dtype="float32", **kw),
+                      prompts, cache_dir=cache_dir)
+
+
+def _run(stage, recs):
+    stage.setup()
+    try:
+        return stage.run(recs, 0, 1)
+    finally:
+        stage.teardown()
+
+
+def test_stage_reuses_cached_scores_and_loads_no_model_when_all_hit(tiny_models, tmp_path,
+                                                                    rm_calls, monkeypatch):
+    prompts = _prompts_ds(tmp_path, {"p1": [{"role": "user", "content": "a"}],
+                                     "p2": [{"role": "user", "content": "b"}]})
+    first = _responses([("p1", "one", "stop"), ("p2", "two", "stop"), ("p2", "", "stop")])
+    out1 = _run(_stage(tiny_models["reward"], prompts, tmp_path / "c"), first)
+    assert len(rm_calls) == 3 and out1["score"].null_count() == 0
+    # same pairs plus new ones (one reuses a cached pair's text under another prompt)
+    second = _responses([("p2", "two", "stop"), ("p1", "three", "stop"), ("p1", "one", "stop"),
+                         ("p2", "one", "stop"), ("p2", "", "stop")])
+    out2 = _run(_stage(tiny_models["reward"], prompts, tmp_path / "c"), second)
+    assert rm_calls[3:] == [("a", "three"), ("b", "one")]
+    s1 = {(p, r): s for p, r, s in
+          first.with_columns(out1["score"]).select("prompt_id", "response", "score").iter_rows()}
+    for pid, resp, s in second.with_columns(out2["score"]).select(
+            "prompt_id", "response", "score").iter_rows():
+        if (pid, resp) in s1:
+            assert s == s1[(pid, resp)]
+    # everything cached: the model is never loaded
+    real_load = score_mod.RewardScorer.load
+    monkeypatch.setattr(score_mod.RewardScorer, "load",
+                        lambda self: pytest.fail("loaded the RM for cached scores"))
+    out3 = _run(_stage(tiny_models["reward"], prompts, tmp_path / "c"), second)
+    assert out3["score"].to_list() == out2["score"].to_list()
+    # another RM setting (max_length) is another cache; cache: false bypasses it
+    parts = list((tmp_path / "c").glob("*/part-*.parquet"))
+    assert len({p.parent for p in parts}) == 1 and len(parts) == 2
+    monkeypatch.setattr(score_mod.RewardScorer, "load", real_load)
+    n = len(rm_calls)
+    for kw in ({"max_length": 300}, {"cache": False}):
+        _run(_stage(tiny_models["reward"], prompts, tmp_path / "c", **kw), first)
+    assert len(rm_calls) == n + 6
+
+
+def _build(path):
+    return build(load_recipe(path), path, progress=False)
+
+
+def _scored(res, prefix="score[") -> pl.DataFrame:
+    return pl.concat([r.dataset.read() for n, r in res.stages if n.startswith(prefix)])
+
+
+def test_re_annotation_sends_only_new_responses_to_the_rm(tiny_models, tmp_path, rm_calls):
+    """Adding a source model, then a prompt source: only new (prompt, response) pairs scored.
+
+    The engine's own cache already skips unchanged models' score stages; a new prompt source
+    changes every score stage's key, and there the score cache does the saving.
+    """
+    d = demo_recipe_dict(tiny_models, tmp_path / "out")
+    d["prompts"][0]["limit"] = 6
+    d["prompts"][1]["limit"] = 4
+    for m in d["models"]:
+        m["samples"] = {"default": 2}
+        m["sampling"]["max_tokens"] = 12
+    rec = write_recipe(tmp_path / "r.yaml", d)
+    old = _scored(_build(rec))
+    n = len(rm_calls)
+    assert n == old.height > 0
+
+    d["models"].append({"name": "policy-c", "path": str(tiny_models["target"]),
+                        "sampling": {"max_tokens": 12, "seed": 3}, "samples": {"default": 2}})
+    write_recipe(rec, d)
+    res = _build(rec)
+    new = _scored(res, "score[policy-c]")
+    assert new.height > 0
+    assert sorted(r for _, r in rm_calls[n:]) == sorted(new["response"].to_list())
+    n = len(rm_calls)
+
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text("".join(json.dumps({"q": f"Extra question {i}?"}) + "\n" for i in range(3)))
+    d["prompts"].append({"name": "extra", "path": str(extra), "fields": {"prompt": "q"},
+                         "category": "instruction"})
+    write_recipe(rec, d)
+    before = _scored(res)
+    res = _build(rec)
+    assert not any(r.cached for name, r in res.stages if name.startswith("score["))
+    after = _scored(res)
+    seen = set(zip(before["prompt_id"], before["response"], strict=True))
+    fresh = [k for k in zip(after["prompt_id"], after["response"], strict=True)
+             if k not in seen]
+    assert 0 < len(rm_calls) - n == len(fresh) < after.height / 2
+    by_key = {(p, r): s for p, r, s in before.select("prompt_id", "response", "score").iter_rows()}
+    for pid, resp, s in after.select("prompt_id", "response", "score").iter_rows():
+        if (pid, resp) in by_key:
+            assert s == by_key[(pid, resp)]
