@@ -122,25 +122,48 @@ def split_u(seed: int, prompt_ids: list[str]) -> tuple[list[float], list[float]]
 
 def _prepare(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None
              ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Prompt table P (sorted by prompt_id, ``pidx`` = row) and slim responses R."""
+    """Prompt table P (sorted by prompt_id, ``pidx`` = row) and slim responses R.
+
+    R drops the text and carries ``ri`` (row in ``responses``) to fetch it at
+    the end; ``model`` becomes an Enum over the sorted model names, so grouping
+    is on small integers and sorting by it is sorting by name.
+    """
     missing = [c for c in ("prompt_id", "category", "source", "model", "response_id", "score")
                if c not in responses.columns]
     if missing:
         raise ValueError(f"select: response records lack column(s) {missing}; "
                          "expected the verify stage's output (fusedata/records.py)")
     fill = [v.alias(k) for k, v in _DEFAULTS.items() if k not in responses.columns]
-    r = responses.with_columns(fill).select(INPUT_COLUMNS)
-    parts = [r.select("prompt_id", "category", "source")]
+    r = responses.with_columns(fill).select(INPUT_COLUMNS).drop("response")
+    models = sorted(r["model"].cast(pl.String).unique().drop_nulls().to_list())
+    if r["model"].null_count():
+        raise ValueError("select: a response record has no model name")
+
+    def table(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        return (pl.concat(frames, how="vertical_relaxed")
+                .unique("prompt_id", keep="first", maintain_order=True)
+                .sort("prompt_id").with_row_index("pidx"))
+
+    def attach(p: pl.DataFrame) -> pl.DataFrame:
+        return r.select("prompt_id").join(p.select("prompt_id", "pidx"), on="prompt_id",
+                                          how="left", maintain_order="left")["pidx"]
+
+    keys = ["prompt_id", "category", "source"]
     if prompts_meta is not None:
-        parts.insert(0, prompts_meta.select("prompt_id", "category", "source"))
-    p = (pl.concat(parts, how="vertical_relaxed").unique("prompt_id", keep="first",
-                                                         maintain_order=True)
-         .sort("prompt_id").with_row_index("pidx"))
-    r = (r.drop("response").with_row_index("ri")
-         .with_columns(pl.col("model").cast(pl.String), pl.col("role").cast(pl.String))
-         .join(p.select("prompt_id", "pidx"), on="prompt_id", how="left", maintain_order="left")
-         .drop("prompt_id", "category", "source")
-         .join(p.select("pidx", "category"), on="pidx", how="left", maintain_order="left"))
+        p = table([prompts_meta.select(keys)])
+        pidx = attach(p)
+        if pidx.null_count():  # responses to prompts the table does not list: keep them too
+            p = table([prompts_meta.select(keys), r.filter(pidx.is_null()).select(keys)])
+            pidx = attach(p)
+    else:
+        p = table([r.select(keys)])
+        pidx = attach(p)
+    r = r.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("ri"), pidx,
+        p["category"].gather(pidx).alias("category"),
+        pl.col("model").cast(pl.String).cast(pl.Enum(models)),
+        pl.col("role").cast(pl.String), "response_id", "score", "truncated", "finish_reason",
+        "error", "verdict")
     return p, r
 
 
@@ -287,15 +310,14 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                 .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
                      s_score=pl.col("score").first()))
     if restrict:
-        ok = (p.select("pidx", "category")
-              .with_columns(only=pl.col("category").replace_strict(restrict, default=None,
-                                                                   return_dtype=pl.String)))
-        sft_pool_src = src.join(ok.select("pidx", "only"), on="pidx", how="left")
-        sft_pool_src = sft_pool_src.filter(pl.col("only").is_null()
-                                           | (pl.col("model") == pl.col("only")))
-        ranked_sft = (ranked.join(ok.select("pidx", "only"), on="pidx", how="left",
-                                  maintain_order="left")
-                      .filter(pl.col("only").is_null() | (pl.col("model") == pl.col("only"))))
+        # the allowed model's name per prompt ("" where any source model may supply SFT)
+        only = (p.select("pidx", only=pl.col("category").replace_strict(
+            restrict, default="", return_dtype=pl.String)))
+        allowed = (pl.col("only") == "") | (pl.col("model").cast(pl.String) == pl.col("only"))
+        sft_pool_src = (src.join(only, on="pidx", how="left", maintain_order="left")
+                        .filter(allowed))
+        ranked_sft = (ranked.join(only, on="pidx", how="left", maintain_order="left")
+                      .filter(allowed))
         best_sft = (ranked_sft.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
                     .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
                          s_score=pl.col("score").first()))
@@ -343,7 +365,7 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     sft_sel = best_sft.join(sft_p, on="pidx", how="semi", maintain_order="left")
     g = gather(sft_sel["s_ri"], "")
     sft = sft_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
-        "prompt_id", "category", "source", model=pl.col("s_model"),
+        "prompt_id", "category", "source", model=pl.col("s_model").cast(pl.String),
         response_id=g["id"], response=g["text"], score=pl.col("s_score"))
 
     # --- DPO table
@@ -351,7 +373,8 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                     cfg.pairing, vtab)
     gc, gr = gather(dpo_sel["c_ri"], "c_"), gather(dpo_sel["ri"], "r_")
     dpo = dpo_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
-        "prompt_id", "category", "source", "model", chosen_id=gc["c_id"], chosen=gc["c_text"],
+        "prompt_id", "category", "source", pl.col("model").cast(pl.String),
+        chosen_id=gc["c_id"], chosen=gc["c_text"],
         score_chosen=pl.col("c_score"), rejected_id=gr["r_id"], rejected=gr["r_text"],
         score_rejected=pl.col("score"), margin=pl.col("margin"))
 
@@ -386,9 +409,11 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
         gs, gc, gr = (gather(w_sel["s_ri"], "s_"), gather(w_sel["c_ri"], "c_"),
                       gather(w_sel["ri"], "r_"))
         wrpo = w_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
-            "prompt_id", "category", "source", chosen_source_model=pl.col("s_model"),
+            "prompt_id", "category", "source",
+            chosen_source_model=pl.col("s_model").cast(pl.String),
             chosen_source_id=gs["s_id"], chosen_source=gs["s_text"],
-            score_chosen_source=pl.col("s_score"), target_model=pl.col("model"),
+            score_chosen_source=pl.col("s_score"),
+            target_model=pl.col("model").cast(pl.String),
             chosen_target_id=gc["c_id"], chosen_target=gc["c_text"],
             score_chosen_target=pl.col("c_score"), rejected_id=gr["r_id"],
             rejected=gr["r_text"], score_rejected=pl.col("score"), margin=pl.col("margin"))
