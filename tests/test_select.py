@@ -216,6 +216,14 @@ def test_pairing_best_chosen_random_and_all():
     assert set(r1["dpo"]["model"]) == {"a", "b", "c"}  # 40 draws over 3 models
 
 
+def test_best_chosen_tie_goes_to_the_first_model_name():
+    t = Table()
+    for m in ("zeta", "alpha", "mid"):
+        t.add("p", m, 0.5)
+        t.add("p", m, 0.45)
+    assert run(t, split=ALL_DPO)["dpo"]["model"].to_list() == ["alpha"]
+
+
 def test_math_rejected_must_be_incorrect_and_all_correct_prompt_is_dropped():
     t = Table()
     t.add("m", "a", 0.50, "correct", cat="math")
