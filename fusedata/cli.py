@@ -143,6 +143,11 @@ def inspect(out: str, examples: int) -> None:
         raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files found")
 
 
+from .report import report  # noqa: E402
+
+cli.add_command(report)
+
+
 def main() -> None:
     cli()
 
