@@ -116,7 +116,8 @@ def make_data(n_prompts: int, seed: int = 0, n_models: int = 4, target: bool = F
 
 def _u(seed: int, pid: str) -> tuple[float, float]:
     d = hashlib.blake2b(f"{seed}\x00{pid}".encode(), digest_size=16).digest()
-    return int.from_bytes(d[:8], "big") / 2.0**64, int.from_bytes(d[8:], "big") / 2.0**64
+    return ((int.from_bytes(d[:8], "big") >> 11) / 2.0**53,
+            (int.from_bytes(d[8:], "big") >> 11) / 2.0**53)
 
 
 def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,

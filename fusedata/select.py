@@ -110,14 +110,14 @@ def split_u(seed: int, prompt_ids: list[str]) -> tuple[list[float], list[float]]
     choice.  A cryptographic hash, not ``pl.Expr.hash``, because polars documents
     its hash as unstable across versions and the split must not move on upgrade.
     """
-    us: list[float] = []
-    vs: list[float] = []
+    import numpy as np
+
     pre = f"{seed}\x00".encode()
-    for pid in prompt_ids:
-        d = hashlib.blake2b(pre + pid.encode(), digest_size=16).digest()
-        us.append(int.from_bytes(d[:8], "big") / 2.0**64)
-        vs.append(int.from_bytes(d[8:], "big") / 2.0**64)
-    return us, vs
+    blob = b"".join([hashlib.blake2b(pre + pid.encode(), digest_size=16).digest()
+                     for pid in prompt_ids])
+    # top 53 bits: exact in float64, so u is in [0, 1) and never rounds up to 1.0
+    words = (np.frombuffer(blob, dtype=">u8").reshape(-1, 2) >> 11).astype(np.float64) / 2.0**53
+    return words[:, 0].tolist(), words[:, 1].tolist()
 
 
 def _prepare(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None
@@ -158,12 +158,18 @@ def _prepare(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None
     else:
         p = table([r.select(keys)])
         pidx = attach(p)
+    roles = set(r["role"].cast(pl.String).unique().to_list())
+    if roles - {"source", "target"}:
+        raise ValueError(f"select: unknown response role(s) {sorted(map(str, roles))}; "
+                         "expected source or target")
+    cat_enum = pl.Enum(sorted(set(p["category"].drop_nulls().to_list())))
     r = r.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("ri"), pidx,
-        p["category"].gather(pidx).alias("category"),
+        p["category"].cast(cat_enum).gather(pidx).alias("category"),
         pl.col("model").cast(pl.String).cast(pl.Enum(models)),
-        pl.col("role").cast(pl.String), "response_id", "score", "truncated", "finish_reason",
-        "error", "verdict")
+        target=pl.col("role").cast(pl.String) == "target",
+        response_id=pl.col("response_id").cast(pl.String), score=pl.col("score"),
+        truncated="truncated", finish_reason="finish_reason", error="error", verdict="verdict")
     return p, r
 
 
@@ -185,9 +191,10 @@ def _classify(r: pl.DataFrame, failing: dict[str, list[str]]) -> pl.DataFrame:
            .then(pl.when(verdict.is_null() | (verdict == "unverified"))
                  .then(pl.lit("unverified")).otherwise(pl.lit("verifier_error")))
            .otherwise(pl.lit(None, pl.String)))
-    return r.with_columns(bad=bad).with_columns(
-        eligible=pl.col("bad").is_null() & (~verified | passing),
-        rejectable=pl.col("bad").is_null() & (~verified | fails))
+    usable = bad.is_null()
+    return r.select("ri", "pidx", "model", "target", "response_id", "score", bad=bad,
+                    eligible=usable & (~verified | passing),
+                    rejectable=usable & (~verified | fails))
 
 
 def _stats(r: pl.DataFrame) -> pl.DataFrame:
@@ -296,13 +303,13 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     vtab = p.select("pidx", v=pl.Series(v, dtype=pl.Float64))
     verified = pl.col("category").is_in(VERIFIED)
 
-    src = r.filter(pl.col("role") == "source")
-    tgt = r.filter(pl.col("role") == "target")
+    src = r.filter(~pl.col("target"))
+    tgt = r.filter(pl.col("target"))
     ranked_all = (r.filter(pl.col("bad").is_null())
-                  .select("pidx", "model", "role", "ri", "score", "response_id", "eligible",
+                  .select("pidx", "model", "target", "ri", "score", "response_id", "eligible",
                           "rejectable")
                   .sort(["pidx", "score", "response_id"], descending=[False, True, False]))
-    ranked = ranked_all.filter(pl.col("role") == "source")
+    ranked = ranked_all.filter(~pl.col("target"))
 
     # --- SFT candidates: best eligible per prompt (optionally one model per category)
     restrict = {c: x.model for c, x in rules.items() if x.model is not None}
@@ -401,7 +408,7 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                        .join(meta, on="pidx").select("source").unique())
         w_p = (p.filter(pl.col("split") == "dpo")
                .join(tgt_sources, on="source", how="semi").select("pidx"))
-        ranked_t = (ranked_all.filter(pl.col("role") == "target")
+        ranked_t = (ranked_all.filter(pl.col("target"))
                     .join(w_p, on="pidx", how="semi", maintain_order="left"))
         t_valid, t_ext = _pairs(ranked_t, lo, hi, cfg.window_policy)
         t_sel = _pick(t_valid, cfg.pairing, vtab)
@@ -432,7 +439,7 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                     .select("prompt_id", "category", "source", "split",
                             model=pl.lit(None, pl.String), reason="reason"))
     resp_drops = (r.filter(pl.col("bad").is_not_null())
-                  .join(meta.drop("category"), on="pidx", how="left", maintain_order="left")
+                  .join(meta, on="pidx", how="left", maintain_order="left")
                   .select("prompt_id", "category", "source", split=pl.lit("responses"),
                           model=pl.col("model").cast(pl.String), reason="bad"))
     drops = (pl.concat([prompt_drops, resp_drops], how="vertical_relaxed")
