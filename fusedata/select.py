@@ -96,6 +96,9 @@ DROP_SCHEMA: dict[str, pl.DataType] = {"prompt_id": pl.String, "category": pl.St
                                        "source": pl.String, "split": pl.String,
                                        "model": pl.String, "reason": pl.String}
 
+#: why a response is unusable (``drops`` rows with ``split = "responses"``)
+BAD_REASONS = pl.Enum(["error", "nan_score", "truncated", "unverified", "verifier_error"])
+
 _DEFAULTS: dict[str, pl.Expr] = {
     "role": pl.lit("source"), "truncated": pl.lit(False), "finish_reason": pl.lit("stop"),
     "error": pl.lit(None, pl.String), "verdict": pl.lit(None, pl.String),
@@ -183,18 +186,20 @@ def _classify(r: pl.DataFrame, failing: dict[str, list[str]]) -> pl.DataFrame:
     for c, vs in failing.items():
         fails = pl.when(cat == c).then(verdict.is_in(vs).fill_null(False)).otherwise(fails)
     score = pl.col("score")
-    bad = (pl.when((pl.col("finish_reason") == "error").fill_null(False)
-                   | pl.col("error").is_not_null()).then(pl.lit("error"))
-           .when(score.is_null() | score.is_nan()).then(pl.lit("nan_score"))
-           .when(pl.col("truncated").fill_null(False)).then(pl.lit("truncated"))
-           .when(verified & ~passing & ~fails)
-           .then(pl.when(verdict.is_null() | (verdict == "unverified"))
-                 .then(pl.lit("unverified")).otherwise(pl.lit("verifier_error")))
-           .otherwise(pl.lit(None, pl.String)))
-    usable = bad.is_null()
-    return r.select("ri", "pidx", "model", "target", "response_id", "score", bad=bad,
-                    eligible=usable & (~verified | passing),
-                    rejectable=usable & (~verified | fails))
+    reason = (pl.when((pl.col("finish_reason") == "error").fill_null(False)
+                      | pl.col("error").is_not_null()).then(pl.lit("error"))
+              .when(score.is_null() | score.is_nan()).then(pl.lit("nan_score"))
+              .when(pl.col("truncated").fill_null(False)).then(pl.lit("truncated"))
+              .when(verified & ~passing & ~fails)
+              .then(pl.when(verdict.is_null() | (verdict == "unverified"))
+                    .then(pl.lit("unverified")).otherwise(pl.lit("verifier_error")))
+              .otherwise(pl.lit(None, pl.String)))
+    r = r.with_columns(bad=reason.cast(BAD_REASONS), verified=verified, passing=passing,
+                       fails=fails)
+    usable = pl.col("bad").is_null()
+    return r.select("ri", "pidx", "model", "target", "response_id", "score", "bad",
+                    eligible=usable & (~pl.col("verified") | pl.col("passing")),
+                    rejectable=usable & (~pl.col("verified") | pl.col("fails")))
 
 
 def _stats(r: pl.DataFrame) -> pl.DataFrame:
@@ -441,7 +446,8 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     resp_drops = (r.filter(pl.col("bad").is_not_null())
                   .join(meta, on="pidx", how="left", maintain_order="left")
                   .select("prompt_id", "category", "source", split=pl.lit("responses"),
-                          model=pl.col("model").cast(pl.String), reason="bad"))
+                          model=pl.col("model").cast(pl.String),
+                          reason=pl.col("bad").cast(pl.String)))
     drops = (pl.concat([prompt_drops, resp_drops], how="vertical_relaxed")
              .cast(DROP_SCHEMA).sort("prompt_id", "split", "model", "reason",
                                      nulls_last=False))
