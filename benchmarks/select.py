@@ -27,6 +27,7 @@ import argparse  # noqa: E402
 import gc  # noqa: E402
 import hashlib  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -347,7 +348,9 @@ def main() -> None:
     t = time.perf_counter()
     resp, prompts = make_data(args.prompts, seed=args.seed)
     print(f"data: {args.prompts:,} prompts, {resp.height:,} responses "
-          f"({time.perf_counter() - t:.1f}s to generate)", flush=True)
+          f"({time.perf_counter() - t:.1f}s to generate); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machines: timings vary)",
+          flush=True)
 
     gc.collect()
     t = time.perf_counter()
