@@ -109,13 +109,17 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
         from .select import SelectStage
 
         sel = engine.reduce(SelectStage(recipe.selection),
-                            {f"responses:{k}": v for k, v in per_model.items()})
+                            {"prompts": prompts,
+                             **{f"responses:{k}": v for k, v in per_model.items()}})
         if want("export"):
             from .export import export
 
             res.files = export(sel, prompts, out_dir)
             atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
                               out_dir / "recipe.json")
+            from .report import write_report
+
+            write_report(out_dir)
     res.stages = engine.results
     res.seconds = time.perf_counter() - t0
     return res

@@ -154,6 +154,9 @@ def inspect(out: str, examples: int) -> None:
 from .train.cli import train  # noqa: E402
 
 cli.add_command(train)
+from .report import report  # noqa: E402
+
+cli.add_command(report)
 
 
 def main() -> None:

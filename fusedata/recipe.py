@@ -176,25 +176,65 @@ class Verifiers(_Strict):
 
 
 class SplitRule(_Strict):
-    """How one category's prompts are divided between SFT and DPO.
+    """How one category's prompts are divided between SFT and DPO (see :mod:`fusedata.select`).
 
-    ``ratio``: a prompt goes to SFT when ``hash(seed, prompt_id) < sft``.
-    ``pair_first``: see :mod:`fusedata.select`.
-    ``sft_only``: every prompt is an SFT prompt (Chinese sets in the seed).
+    ``ratio``: a prompt goes to SFT when ``u(seed, prompt_id) < sft`` (u uniform in [0, 1),
+    stable across machines and library versions), else to DPO.  4:6 is FuseChat-3.0's
+    instruction-following split.
+    ``pair_first``: per prompt source, prompts that can form a valid DPO pair go to DPO,
+    in ``u`` order, until ``dpo_share`` of the source's prompts are DPO; every other prompt
+    is an SFT prompt (the seed's "strategic" math/code division, far more SFT than 4:6).
+    ``sft_only``: every prompt is an SFT prompt (the seed's Chinese sets).
     """
 
-    mode: Literal["ratio", "pair_first", "sft_only"] = "ratio"
-    sft: Annotated[float, Field(ge=0, le=1)] = 0.4
-    dpo_share: Annotated[float, Field(ge=0, le=1)] = 1.0
-    model: str | None = Field(default=None, description="sft_only: the single source model")
+    mode: Literal["ratio", "pair_first", "sft_only"] = Field(
+        default="ratio", description="ratio | pair_first | sft_only (see the class docstring)")
+    sft: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.4, description="ratio mode: share of prompts that go to SFT")
+    dpo_share: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=1.0,
+        description="pair_first mode: at most this share of a source's prompts go to DPO")
+    model: str | None = Field(
+        default=None,
+        description="only this source model supplies SFT responses (Chinese sets: "
+                    "Qwen-2.5-72B-Instruct in FuseChat-3.0); default: all source models")
+
+
+#: verdicts that mark a math/code response as a valid *rejected* response (it is wrong
+#: because of what the model wrote); other non-passing verdicts (``unverified``, checker
+#: ``error``, ``sandbox_error``, a math-checker ``timeout``) make it unusable either way.
+DEFAULT_FAILING_VERDICTS: dict[str, list[str]] = {
+    "math": ["incorrect", "no_answer"],
+    "code": ["failed", "timeout", "memory", "syntax_error", "static_error"],
+}
 
 
 class Selection(_Strict):
-    seed: int = 0
-    split: dict[str, SplitRule] = Field(default_factory=dict)
-    margin: tuple[float, float] = (0.01, 0.1)
-    window_policy: Literal["nearest", "strict"] = "nearest"
-    pairing: Literal["best_chosen", "random", "all"] = "best_chosen"
+    """Selection rules (FuseChat-3.0 "Data Construction"; WRPO triplets); see fusedata.select."""
+
+    seed: int = Field(default=0, description="seeds the SFT/DPO split and `pairing: random`")
+    split: dict[str, SplitRule] = Field(
+        default_factory=dict,
+        description="per category (or 'default'); a category without a rule uses ratio 0.4")
+    margin: tuple[float, float] = Field(
+        default=(0.01, 0.1),
+        description="inclusive window for the RM margin chosen - rejected of a DPO pair "
+                    "(and of WRPO's chosen_target - rejected)")
+    margin_tolerance: Annotated[float, Field(ge=0)] = Field(
+        default=1e-9,
+        description="float slack on both window ends, so 0.4 - 0.3 = 0.10000000000000003 "
+                    "counts as 0.1")
+    window_policy: Literal["nearest", "strict"] = Field(
+        default="nearest",
+        description="nearest: if the extreme pair misses the window, the lowest-scored "
+                    "rejected candidate inside it; strict: drop the model's pair")
+    pairing: Literal["best_chosen", "random", "all"] = Field(
+        default="best_chosen",
+        description="several models with a valid pair: the one with the highest chosen "
+                    "score | a seeded random one | one pair per model")
+    failing_verdicts: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_FAILING_VERDICTS.items()},
+        description="math/code verdicts that qualify a response as rejected")
 
     @field_validator("margin")
     @classmethod
@@ -210,6 +250,17 @@ class Selection(_Strict):
         if bad:
             raise ValueError(f"unknown category {bad[0]!r}")
         return v
+
+    @field_validator("failing_verdicts")
+    @classmethod
+    def _verified_categories(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = sorted(set(v) - {"math", "code"})
+        if bad:
+            raise ValueError(f"unknown verified category {bad[0]!r}; use math or code")
+        for cat, verdicts in v.items():
+            if set(verdicts) & {"correct", "passed"}:
+                raise ValueError(f"{cat}: a passing verdict cannot mark a rejected response")
+        return {**{k: list(x) for k, x in DEFAULT_FAILING_VERDICTS.items()}, **v}
 
     def rule_for(self, category: str) -> SplitRule:
         return self.split.get(category) or self.split.get("default") or SplitRule()

@@ -1,25 +1,76 @@
-"""The ``select`` stage: SFT targets and DPO pairs from scored, verified responses.
+"""The ``select`` stage: SFT records, DPO pairs and WRPO triplets from verified responses.
 
-Rules (FuseChat-3.0, "Data Construction"):
+The rules are FuseChat-3.0's "Data Construction" (and WRPO's data recipe), with
+every choice the paper leaves open made explicit and configurable
+(:class:`fusedata.recipe.Selection`).
 
-* **split**: each prompt goes to SFT or DPO, deterministically by
-  ``hash(seed, prompt_id)`` against the category's ``sft`` ratio (4:6 for
-  instruction following).
-* **eligible** response: scored, not truncated, no backend error; for math it
-  must be verified ``correct``, for code ``passed``.
-* **SFT record**: the highest-scoring eligible response across source models.
-* **DPO pair**: from one source model: chosen = its highest-scoring eligible
-  response, rejected = its lowest-scoring response (math/code: a failing one);
-  the margin ``chosen - rejected`` must lie in ``selection.margin``.  Among
-  models with a valid pair, the one with the highest chosen score supplies it.
+**Ranking.**  Within any group, responses are ranked by RM ``score`` descending,
+ties broken by ``response_id`` ascending.  "Best" is the first eligible response
+of a ranking, "lowest" the last candidate.  Nothing depends on input order.
 
-Everything is polars expressions over the whole table (group by prompt and
-model, rank by score); every prompt that yields no record gets a reason in the
-``drops`` table.
+**Usable / eligible / rejectable.**  A response is *unusable* (and listed in
+``drops`` with ``split = "responses"`` and its model) when its backend failed
+(``error``), its score is null or NaN (``nan_score``), it was cut at
+``max_tokens`` (``truncated``), or, for math/code, its verdict is neither
+passing nor failing (``unverified`` when no verifier ran, ``verifier_error``
+for checker errors, sandbox errors and math-checker timeouts).  A usable
+response is *eligible* (SFT target, DPO chosen) when its category has no
+verifier (instruction, chinese) or its verdict is ``correct``/``passed``.  It
+is *rejectable* (DPO/WRPO rejected) when its category has no verifier or its
+verdict is in ``failing_verdicts`` (math: incorrect/no_answer; code:
+failed/timeout/memory/syntax_error/static_error).
+
+**Split** (per category, :class:`~fusedata.recipe.SplitRule`).  Every prompt
+gets ``u`` = a blake2b hash of ``(seed, prompt_id)`` mapped to [0, 1) (stable
+across machines and polars versions).
+
+* ``ratio``: SFT when ``u < sft`` (instruction following: 0.4), else DPO.
+* ``pair_first``: among the prompts of one *source dataset* that have a valid
+  DPO pair (rules below), the ones with the smallest ``u`` go to DPO until
+  ``floor(dpo_share * prompts of that source)`` are DPO; every other prompt is
+  an SFT prompt (and is dropped if it has no eligible response).
+* ``sft_only``: every prompt is an SFT prompt.
+
+**SFT record.**  The best eligible response across source models (or only
+from the rule's ``model``, e.g. Qwen-2.5-72B-Instruct for Chinese sets).
+
+**DPO pair.**  Per (prompt, source model): chosen = the model's best eligible
+response; rejected candidates = its other rejectable responses.  Margin =
+score_chosen - score_rejected, in window when inside ``margin`` widened by
+``margin_tolerance`` on both ends.  ``window_policy: nearest`` takes the
+lowest-ranked candidate inside the window (the extreme pair when it fits);
+``strict`` keeps the model only if its extreme (lowest-ranked) candidate fits.
+Among models with a valid pair, ``pairing`` picks: ``best_chosen`` (highest
+chosen score, ties by model name), ``random`` (seeded per prompt) or ``all``.
+
+**WRPO triplet** (only when target-role responses exist; for DPO-split prompts
+of the sources the target sampled): ``chosen_source`` = the best eligible source
+response (the SFT rule, without the model restriction), ``chosen_target`` /
+``rejected`` = the DPO rule applied to the target model's responses (same
+margin window and policy).
+
+**Drops.**  Every prompt without a record in the split it went to gets one
+``drops`` row (``model`` null, ``split`` sft/dpo/wrpo) whose reason is the first
+that applies: ``no_responses``; all responses unusable: ``error`` /
+``nan_score`` / ``truncated`` / ``unverified`` when all share that reason,
+else ``no_usable_response``; ``all_failed`` (math/code: no response passes);
+DPO/WRPO only: ``all_passed`` (math/code: nothing to reject),
+``no_same_model_pair`` (no model has an eligible and another rejectable
+response), ``margin_below`` / ``margin_above`` (every candidate pair is
+below / above the window), ``margin_outside`` (some below, some above).
+WRPO reasons about the target's responses are prefixed ``target_``; a prompt
+without an eligible source response gets ``no_source_response``.  So every
+prompt appears exactly once in ``sft`` / ``dpo`` (by prompt id) or in
+``drops`` with split sft/dpo: the report recovers per-source totals from that.
+
+The heavy lifting is :func:`select_tables`, a pure function over a polars
+frame (group by prompt and model, rank by score), so the benchmark and tests
+call it without the engine.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import polars as pl
@@ -30,23 +81,392 @@ from .records import PASSING_VERDICTS
 
 VERIFIED = ("math", "code")
 
+#: the response columns selection reads (others are never loaded)
+INPUT_COLUMNS = ("prompt_id", "category", "source", "model", "role", "response_id", "response",
+                 "score", "truncated", "finish_reason", "error", "verdict")
 
-def split_expr(seed: int, sft_ratio: pl.Expr) -> pl.Expr:
-    """True where a prompt goes to SFT: a seeded hash of its id, uniform in [0, 1)."""
-    h = pl.concat_str(pl.lit(f"{seed}:"), pl.col("prompt_id")).hash(seed=0)
-    return (h % 1_000_000).cast(pl.Float64) / 1_000_000 < sft_ratio
+SFT_COLUMNS = ("prompt_id", "category", "source", "model", "response_id", "response", "score")
+DPO_COLUMNS = ("prompt_id", "category", "source", "model", "chosen_id", "chosen", "score_chosen",
+               "rejected_id", "rejected", "score_rejected", "margin")
+WRPO_COLUMNS = ("prompt_id", "category", "source", "chosen_source_model", "chosen_source_id",
+                "chosen_source", "score_chosen_source", "target_model", "chosen_target_id",
+                "chosen_target", "score_chosen_target", "rejected_id", "rejected",
+                "score_rejected", "margin")
+DROP_SCHEMA: dict[str, pl.DataType] = {"prompt_id": pl.String, "category": pl.String,
+                                       "source": pl.String, "split": pl.String,
+                                       "model": pl.String, "reason": pl.String}
+
+#: why a response is unusable (``drops`` rows with ``split = "responses"``)
+BAD_REASONS = pl.Enum(["error", "nan_score", "truncated", "unverified", "verifier_error"])
+
+_DEFAULTS: dict[str, pl.Expr] = {
+    "role": pl.lit("source"), "truncated": pl.lit(False), "finish_reason": pl.lit("stop"),
+    "error": pl.lit(None, pl.String), "verdict": pl.lit(None, pl.String),
+    "response": pl.lit(None, pl.String),
+}
 
 
-def eligible_expr() -> pl.Expr:
-    ok = (pl.col("score").is_not_null() & pl.col("score").is_not_nan()
-          & ~pl.col("truncated") & (pl.col("finish_reason") != "error"))
+def split_u(seed: int, prompt_ids: list[str]) -> tuple[list[float], list[float]]:
+    """Two independent uniforms in [0, 1) per prompt from blake2b(seed, prompt_id).
+
+    ``u`` decides the split (and pair_first order), ``v`` the ``pairing: random``
+    choice.  A cryptographic hash, not ``pl.Expr.hash``, because polars documents
+    its hash as unstable across versions and the split must not move on upgrade.
+    """
+    import numpy as np
+
+    pre = f"{seed}\x00".encode()
+    blob = b"".join([hashlib.blake2b(pre + pid.encode(), digest_size=16).digest()
+                     for pid in prompt_ids])
+    # top 53 bits: exact in float64, so u is in [0, 1) and never rounds up to 1.0
+    words = (np.frombuffer(blob, dtype=">u8").reshape(-1, 2) >> 11).astype(np.float64) / 2.0**53
+    return words[:, 0].tolist(), words[:, 1].tolist()
+
+
+def _prepare(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None
+             ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Prompt table P (sorted by prompt_id, ``pidx`` = row) and slim responses R.
+
+    R drops the text and carries ``ri`` (row in ``responses``) to fetch it at
+    the end; ``model`` becomes an Enum over the sorted model names, so grouping
+    is on small integers and sorting by it is sorting by name.
+    """
+    missing = [c for c in ("prompt_id", "category", "source", "model", "response_id", "score")
+               if c not in responses.columns]
+    if missing:
+        raise ValueError(f"select: response records lack column(s) {missing}; "
+                         "expected the verify stage's output (fusedata/records.py)")
+    fill = [v.alias(k) for k, v in _DEFAULTS.items() if k not in responses.columns]
+    r = responses.with_columns(fill).select(INPUT_COLUMNS).drop("response")
+    models = sorted(r["model"].cast(pl.String).unique().drop_nulls().to_list())
+    if r["model"].null_count():
+        raise ValueError("select: a response record has no model name")
+
+    def table(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        return (pl.concat(frames, how="vertical_relaxed")
+                .unique("prompt_id", keep="first", maintain_order=True)
+                .sort("prompt_id").with_row_index("pidx"))
+
+    def attach(p: pl.DataFrame) -> pl.DataFrame:
+        return r.select("prompt_id").join(p.select("prompt_id", "pidx"), on="prompt_id",
+                                          how="left", maintain_order="left")["pidx"]
+
+    keys = ["prompt_id", "category", "source"]
+    if prompts_meta is not None:
+        p = table([prompts_meta.select(keys)])
+        pidx = attach(p)
+        if pidx.null_count():  # responses to prompts the table does not list: keep them too
+            p = table([prompts_meta.select(keys), r.filter(pidx.is_null()).select(keys)])
+            pidx = attach(p)
+    else:
+        p = table([r.select(keys)])
+        pidx = attach(p)
+    roles = set(r["role"].cast(pl.String).unique().to_list())
+    if roles - {"source", "target"}:
+        raise ValueError(f"select: unknown response role(s) {sorted(map(str, roles))}; "
+                         "expected source or target")
+    cat_enum = pl.Enum(sorted(set(p["category"].drop_nulls().to_list())))
+    r = r.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("ri"), pidx,
+        p["category"].cast(cat_enum).gather(pidx).alias("category"),
+        pl.col("model").cast(pl.String).cast(pl.Enum(models)),
+        target=pl.col("role").cast(pl.String) == "target",
+        response_id=pl.col("response_id").cast(pl.String), score=pl.col("score"),
+        truncated="truncated", finish_reason="finish_reason", error="error", verdict="verdict")
+    return p, r
+
+
+def _classify(r: pl.DataFrame, failing: dict[str, list[str]]) -> pl.DataFrame:
+    """Add ``bad`` (the unusable reason or null), ``eligible`` and ``rejectable``."""
+    cat = pl.col("category")
+    verdict = pl.col("verdict")
+    verified = cat.is_in(VERIFIED)
+    passing = verdict.is_in(PASSING_VERDICTS).fill_null(False)
+    fails = pl.lit(False)
+    for c, vs in failing.items():
+        fails = pl.when(cat == c).then(verdict.is_in(vs).fill_null(False)).otherwise(fails)
+    score = pl.col("score")
+    reason = (pl.when((pl.col("finish_reason") == "error").fill_null(False)
+                      | pl.col("error").is_not_null()).then(pl.lit("error"))
+              .when(score.is_null() | score.is_nan()).then(pl.lit("nan_score"))
+              .when(pl.col("truncated").fill_null(False)).then(pl.lit("truncated"))
+              .when(verified & ~passing & ~fails)
+              .then(pl.when(verdict.is_null() | (verdict == "unverified"))
+                    .then(pl.lit("unverified")).otherwise(pl.lit("verifier_error")))
+              .otherwise(pl.lit(None, pl.String)))
+    r = r.with_columns(bad=reason.cast(BAD_REASONS), verified=verified, passing=passing,
+                       fails=fails)
+    usable = pl.col("bad").is_null()
+    return r.select("ri", "pidx", "model", "target", "response_id", "score", "bad",
+                    eligible=usable & (~pl.col("verified") | pl.col("passing")),
+                    rejectable=usable & (~pl.col("verified") | pl.col("fails")))
+
+
+def _stats(r: pl.DataFrame) -> pl.DataFrame:
+    """Per-prompt counts that decide a drop reason."""
+    b = pl.col("bad")
+    return r.group_by("pidx").agg(
+        n_resp=pl.len(), n_usable=b.is_null().sum(), n_elig=pl.col("eligible").sum(),
+        n_rej=pl.col("rejectable").sum(), n_error=(b == "error").sum(),
+        n_nan=(b == "nan_score").sum(), n_trunc=(b == "truncated").sum(),
+        n_unver=(b == "unverified").sum())
+
+
+def _base_reason(verified: pl.Expr) -> pl.Expr:
+    """Why a prompt has no eligible response (null when it has one)."""
+    n = pl.col("n_resp")
+    return (pl.when(n.is_null() | (n == 0)).then(pl.lit("no_responses"))
+            .when(pl.col("n_usable") == 0)
+            .then(pl.when(pl.col("n_error") == n).then(pl.lit("error"))
+                  .when(pl.col("n_nan") == n).then(pl.lit("nan_score"))
+                  .when(pl.col("n_trunc") == n).then(pl.lit("truncated"))
+                  .when(pl.col("n_unver") == n).then(pl.lit("unverified"))
+                  .otherwise(pl.lit("no_usable_response")))
+            .when(pl.col("n_elig") == 0)
+            .then(pl.when(verified).then(pl.lit("all_failed"))
+                  .otherwise(pl.lit("no_eligible_response")))
+            .otherwise(pl.lit(None, pl.String)))
+
+
+def _pair_reason(verified: pl.Expr, lo: float, hi: float) -> pl.Expr:
+    """Why a prompt with an eligible response still has no pair."""
+    return (pl.when(verified & (pl.col("n_rej") == 0)).then(pl.lit("all_passed"))
+            .when(pl.col("m_max").is_null()).then(pl.lit("no_same_model_pair"))
+            .when(pl.col("m_max") < lo).then(pl.lit("margin_below"))
+            .when(pl.col("m_min") > hi).then(pl.lit("margin_above"))
+            .otherwise(pl.lit("margin_outside")))
+
+
+def _pairs(ranked: pl.DataFrame, lo: float, hi: float, policy: str
+           ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Valid (chosen, rejected) per (prompt, model), and per-prompt margin extremes.
+
+    ``ranked`` holds usable responses sorted by (pidx, score desc, response_id).
+    ``lo``/``hi`` already include the tolerance.
+    """
+    keys = ["pidx", "model"]
+    chosen = (ranked.filter(pl.col("eligible")).group_by(keys, maintain_order=True)
+              .agg(c_ri=pl.col("ri").first(), c_score=pl.col("score").first()))
+    cands = (ranked.filter(pl.col("rejectable")).select("pidx", "model", "ri", "score")
+             .join(chosen, on=keys, how="inner", maintain_order="left")
+             .filter(pl.col("ri") != pl.col("c_ri"))
+             .with_columns(margin=pl.col("c_score") - pl.col("score")))
+    in_window = pl.col("margin").is_between(lo, hi)
+    if policy == "strict":
+        considered = cands.group_by(keys, maintain_order=True).last()
+        valid = considered.filter(in_window)
+    else:
+        considered = cands
+        valid = cands.filter(in_window).group_by(keys, maintain_order=True).last()
+    extremes = considered.group_by("pidx").agg(m_max=pl.col("margin").max(),
+                                               m_min=pl.col("margin").min())
+    return valid, extremes
+
+
+def _pick(valid: pl.DataFrame, pairing: str, v: pl.DataFrame) -> pl.DataFrame:
+    """One pair per prompt (or all) among the models with a valid pair."""
+    if pairing == "all":
+        return valid.sort("pidx", "model")
+    if pairing == "best_chosen":
+        return (valid.sort(["pidx", "c_score", "model"], descending=[False, True, False])
+                .group_by("pidx", maintain_order=True).first())
+    # random: the floor(v * n)-th model (by name) of the prompt's valid models
+    return (valid.sort("pidx", "model").join(v, on="pidx", how="left", maintain_order="left")
+            .with_columns(k=pl.int_range(pl.len()).over("pidx"),
+                          n=pl.len().over("pidx"))
+            .filter(pl.col("k") == (pl.col("v") * pl.col("n")).floor().cast(pl.UInt32))
+            .drop("k", "n", "v"))
+
+
+def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
+                  cfg: Selection) -> dict[str, pl.DataFrame]:
+    """Apply the selection rules (module docstring) to all models' verified responses.
+
+    ``responses``: verify-stage records of every model (columns of
+    :data:`INPUT_COLUMNS`; ``role``, ``truncated``, ``finish_reason``, ``error``,
+    ``verdict`` may be absent).  ``prompts_meta``: optional ``prompt_id``,
+    ``category``, ``source`` of *all* prompts, so prompts that got no response
+    are reported (``no_responses``) instead of vanishing.
+    Returns ``sft``, ``dpo``, ``wrpo`` and ``drops`` (columns in this module).
+    """
+    p, r = _prepare(responses, prompts_meta)
+    r = _classify(r, cfg.failing_verdicts)
+    lo = cfg.margin[0] - cfg.margin_tolerance
+    hi = cfg.margin[1] + cfg.margin_tolerance
+
+    cats = p["category"].unique().to_list()
+    rules = {c: cfg.rule_for(c) for c in cats}
+    u, v = split_u(cfg.seed, p["prompt_id"].to_list())
+    p = p.with_columns(
+        u=pl.Series(u, dtype=pl.Float64),
+        mode=pl.col("category").replace_strict({c: x.mode for c, x in rules.items()},
+                                               return_dtype=pl.String),
+        sft_ratio=pl.col("category").replace_strict({c: x.sft for c, x in rules.items()},
+                                                    return_dtype=pl.Float64),
+        dpo_share=pl.col("category").replace_strict(
+            {c: x.dpo_share for c, x in rules.items()}, return_dtype=pl.Float64))
+    vtab = p.select("pidx", v=pl.Series(v, dtype=pl.Float64))
     verified = pl.col("category").is_in(VERIFIED)
-    return ok & (~verified | pl.col("verdict").is_in(PASSING_VERDICTS).fill_null(False))
+
+    src = r.filter(~pl.col("target"))
+    tgt = r.filter(pl.col("target"))
+    ranked_all = (r.filter(pl.col("bad").is_null())
+                  .select("pidx", "model", "target", "ri", "score", "response_id", "eligible",
+                          "rejectable")
+                  .sort(["pidx", "score", "response_id"], descending=[False, True, False]))
+    ranked = ranked_all.filter(~pl.col("target"))
+
+    # --- SFT candidates: best eligible per prompt (optionally one model per category)
+    restrict = {c: x.model for c, x in rules.items() if x.model is not None}
+    best_any = (ranked.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
+                .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
+                     s_score=pl.col("score").first()))
+    if restrict:
+        # the allowed model's name per prompt ("" where any source model may supply SFT)
+        only = (p.select("pidx", only=pl.col("category").replace_strict(
+            restrict, default="", return_dtype=pl.String)))
+        allowed = (pl.col("only") == "") | (pl.col("model").cast(pl.String) == pl.col("only"))
+        sft_pool_src = (src.join(only, on="pidx", how="left", maintain_order="left")
+                        .filter(allowed))
+        ranked_sft = (ranked.join(only, on="pidx", how="left", maintain_order="left")
+                      .filter(allowed))
+        best_sft = (ranked_sft.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
+                    .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
+                         s_score=pl.col("score").first()))
+        sft_stats = _stats(sft_pool_src)
+    else:
+        best_sft = best_any
+        sft_stats = None
+    src_stats = _stats(src)
+
+    # --- DPO pairs for prompts that may go to DPO
+    may_dpo = p.filter((pl.col("mode") == "pair_first")
+                       | ((pl.col("mode") == "ratio") & (pl.col("u") >= pl.col("sft_ratio"))))
+    ranked_dpo = ranked.join(may_dpo.select("pidx"), on="pidx", how="semi", maintain_order="left")
+    valid, extremes = _pairs(ranked_dpo, lo, hi, cfg.window_policy)
+
+    # --- the split
+    pairable = valid.select("pidx").unique()
+    pf = (p.filter(pl.col("mode") == "pair_first")
+          .with_columns(n_src=pl.len().over("source"))
+          .join(pairable, on="pidx", how="semi")
+          .with_columns(rank=pl.col("u").rank("ordinal").over("source"))
+          .filter(pl.col("rank") <= (pl.col("dpo_share") * pl.col("n_src")).floor())
+          .select("pidx", pf_dpo=pl.lit(True)))
+    p = p.join(pf, on="pidx", how="left", maintain_order="left").with_columns(
+        split=pl.when(pl.col("mode") == "sft_only").then(pl.lit("sft"))
+        .when(pl.col("mode") == "ratio")
+        .then(pl.when(pl.col("u") < pl.col("sft_ratio")).then(pl.lit("sft"))
+              .otherwise(pl.lit("dpo")))
+        .when(pl.col("pf_dpo").fill_null(False)).then(pl.lit("dpo"))
+        .otherwise(pl.lit("sft"))).drop("pf_dpo")
+    dpo_p = p.filter(pl.col("split") == "dpo").select("pidx")
+    sft_p = p.filter(pl.col("split") == "sft").select("pidx")
+
+    text = (responses if "response" in responses.columns
+            else responses.with_columns(response=_DEFAULTS["response"])
+            ).select("response_id", "response")
+    meta = p.select("pidx", "prompt_id", "category", "source")
+
+    def gather(ri: pl.Series, prefix: str) -> dict[str, pl.Series]:
+        idx = ri.cast(pl.UInt32)
+        return {f"{prefix}id": text["response_id"].gather(idx),
+                f"{prefix}text": text["response"].gather(idx)}
+
+    # --- SFT table
+    sft_sel = best_sft.join(sft_p, on="pidx", how="semi", maintain_order="left")
+    g = gather(sft_sel["s_ri"], "")
+    sft = sft_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
+        "prompt_id", "category", "source", model=pl.col("s_model").cast(pl.String),
+        response_id=g["id"], response=g["text"], score=pl.col("s_score"))
+
+    # --- DPO table
+    dpo_sel = _pick(valid.join(dpo_p, on="pidx", how="semi", maintain_order="left"),
+                    cfg.pairing, vtab)
+    gc, gr = gather(dpo_sel["c_ri"], "c_"), gather(dpo_sel["ri"], "r_")
+    dpo = dpo_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
+        "prompt_id", "category", "source", pl.col("model").cast(pl.String),
+        chosen_id=gc["c_id"], chosen=gc["c_text"],
+        score_chosen=pl.col("c_score"), rejected_id=gr["r_id"], rejected=gr["r_text"],
+        score_rejected=pl.col("score"), margin=pl.col("margin"))
+
+    # --- drops: one row per prompt without a record in its split, then unusable responses
+    def with_stats(frame: pl.DataFrame, stats: pl.DataFrame) -> pl.DataFrame:
+        return frame.join(stats, on="pidx", how="left", maintain_order="left")
+
+    sft_missing = with_stats(meta.join(sft_p, on="pidx", how="semi", maintain_order="left")
+                             .join(sft_sel, on="pidx", how="anti", maintain_order="left"),
+                             sft_stats if sft_stats is not None else src_stats)
+    sft_drops = sft_missing.select("pidx", split=pl.lit("sft"),
+                                   reason=_base_reason(verified).fill_null("no_eligible_response"))
+    dpo_missing = with_stats(meta.join(dpo_p, on="pidx", how="semi", maintain_order="left")
+                             .join(dpo_sel, on="pidx", how="anti", maintain_order="left"),
+                             src_stats).join(extremes, on="pidx", how="left")
+    dpo_drops = dpo_missing.select("pidx", split=pl.lit("dpo"), reason=pl.coalesce(
+        _base_reason(verified), _pair_reason(verified, lo, hi)))
+    frames = [sft_drops, dpo_drops]
+
+    # --- WRPO triplets
+    wrpo = pl.DataFrame(schema={c: _wrpo_dtype(c) for c in WRPO_COLUMNS})
+    if tgt.height:
+        tgt_sources = (tgt.select("pidx").unique()
+                       .join(meta, on="pidx").select("source").unique())
+        w_p = (p.filter(pl.col("split") == "dpo")
+               .join(tgt_sources, on="source", how="semi").select("pidx"))
+        ranked_t = (ranked_all.filter(pl.col("target"))
+                    .join(w_p, on="pidx", how="semi", maintain_order="left"))
+        t_valid, t_ext = _pairs(ranked_t, lo, hi, cfg.window_policy)
+        t_sel = _pick(t_valid, cfg.pairing, vtab)
+        w_sel = t_sel.join(best_any, on="pidx", how="inner", maintain_order="left")
+        gs, gc, gr = (gather(w_sel["s_ri"], "s_"), gather(w_sel["c_ri"], "c_"),
+                      gather(w_sel["ri"], "r_"))
+        wrpo = w_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
+            "prompt_id", "category", "source",
+            chosen_source_model=pl.col("s_model").cast(pl.String),
+            chosen_source_id=gs["s_id"], chosen_source=gs["s_text"],
+            score_chosen_source=pl.col("s_score"),
+            target_model=pl.col("model").cast(pl.String),
+            chosen_target_id=gc["c_id"], chosen_target=gc["c_text"],
+            score_chosen_target=pl.col("c_score"), rejected_id=gr["r_id"],
+            rejected=gr["r_text"], score_rejected=pl.col("score"), margin=pl.col("margin"))
+        w_missing = (meta.join(w_p, on="pidx", how="semi", maintain_order="left")
+                     .join(w_sel, on="pidx", how="anti", maintain_order="left"))
+        src_reason = with_stats(w_missing, src_stats).select("pidx", r1=_base_reason(verified))
+        t_reason = (with_stats(w_missing, _stats(tgt)).join(t_ext, on="pidx", how="left")
+                    .select("pidx", r2=pl.coalesce(_base_reason(verified),
+                                                   _pair_reason(verified, lo, hi))))
+        frames.append(src_reason.join(t_reason, on="pidx", maintain_order="left").select(
+            "pidx", split=pl.lit("wrpo"),
+            reason=pl.when(pl.col("r1").is_not_null()).then(pl.lit("no_source_response"))
+            .otherwise(pl.concat_str(pl.lit("target_"), pl.col("r2")))))
+
+    prompt_drops = (pl.concat(frames).join(meta, on="pidx", how="left")
+                    .select("prompt_id", "category", "source", "split",
+                            model=pl.lit(None, pl.String), reason="reason"))
+    resp_drops = (r.filter(pl.col("bad").is_not_null())
+                  .join(meta, on="pidx", how="left", maintain_order="left")
+                  .select("prompt_id", "category", "source", split=pl.lit("responses"),
+                          model=pl.col("model").cast(pl.String),
+                          reason=pl.col("bad").cast(pl.String)))
+    drops = (pl.concat([prompt_drops, resp_drops], how="vertical_relaxed")
+             .cast(DROP_SCHEMA).sort("prompt_id", "split", "model", "reason",
+                                     nulls_last=False))
+    return {"sft": sft, "dpo": dpo, "wrpo": wrpo, "drops": drops}
+
+
+def _wrpo_dtype(col: str) -> pl.DataType:
+    return pl.Float64 if col.startswith("score") or col == "margin" else pl.String
 
 
 class SelectStage(ReduceStage):
+    """Whole-table selection over every model's ``responses:<model>`` dataset.
+
+    An optional ``prompts`` input (the merged prompts dataset) lets prompts that
+    got no response at all show up in ``drops`` as ``no_responses``.
+    """
+
     name = "select"
-    version = "1"
+    version = "2"
 
     def __init__(self, cfg: Selection):
         self.cfg = cfg
@@ -55,74 +475,23 @@ class SelectStage(ReduceStage):
         return self.cfg.model_dump(mode="json")
 
     def reduce(self, inputs: dict[str, Dataset]) -> dict[str, pl.DataFrame]:
-        frames = [d.read() for k, d in sorted(inputs.items()) if k.startswith("responses:")]
-        resp = pl.concat(frames, how="vertical_relaxed")
-        resp = resp.filter(pl.col("role") == "source").with_columns(eligible=eligible_expr())
-        prompts = resp.select("prompt_id", "category").unique(maintain_order=True)
-        cats = prompts["category"].unique().to_list()
-        ratio = pl.col("category").replace_strict(
-            {c: self.cfg.rule_for(c).sft for c in cats}, default=0.4, return_dtype=pl.Float64)
-        prompts = prompts.with_columns(to_sft=split_expr(self.cfg.seed, ratio))
-        resp = resp.join(prompts.select("prompt_id", "to_sft"), on="prompt_id")
-        lo, hi = self.cfg.margin
-        cols = ["prompt_id", "category", "source"]
-
-        # --- SFT: best eligible response across source models
-        sft_resp = resp.filter(pl.col("to_sft"))
-        best = (sft_resp.filter(pl.col("eligible"))
-                .sort(["score", "response_id"], descending=[True, False])
-                .group_by("prompt_id", maintain_order=True).first())
-        sft = best.select(*cols, "model", "response_id", "response", "score")
-
-        # --- DPO: per (prompt, model) best eligible vs worst
-        dpo_resp = resp.filter(~pl.col("to_sft") & pl.col("score").is_not_null()
-                               & pl.col("score").is_not_nan())
-        chosen = (dpo_resp.filter(pl.col("eligible"))
-                  .sort(["score", "response_id"], descending=[True, False])
-                  .group_by(["prompt_id", "model"], maintain_order=True).first()
-                  .select(*cols, "model", chosen_id="response_id", chosen="response",
-                          score_chosen="score"))
-        # math/code: the rejected response must be a failing one
-        rej_cands = (dpo_resp.filter(~pl.col("category").is_in(VERIFIED) | ~pl.col("eligible"))
-                     .select("prompt_id", "model", rejected_id="response_id",
-                             rejected="response", score_rejected="score"))
-        cands = (chosen.join(rej_cands, on=["prompt_id", "model"], how="inner")
-                 .filter(pl.col("chosen_id") != pl.col("rejected_id"))
-                 .with_columns(margin=pl.col("score_chosen") - pl.col("score_rejected"))
-                 .sort(["score_rejected", "rejected_id"]))
-        # the extreme pair (lowest-scored rejected) decides the drop reason
-        pairs = cands.group_by(["prompt_id", "model"], maintain_order=True).first()
-        in_window = pl.col("margin").is_between(lo, hi)
-        if self.cfg.window_policy == "strict":
-            valid = pairs.filter(in_window)
-        else:  # nearest: the lowest-scored rejected candidate whose margin is in the window
-            valid = cands.filter(in_window).group_by(["prompt_id", "model"],
-                                                     maintain_order=True).first()
-        dpo = (valid.sort(["score_chosen", "model"], descending=[True, False])
-               .group_by("prompt_id", maintain_order=True).first())
-
-        # --- drop reasons, one per prompt without a record
-        sft_p = prompts.filter(pl.col("to_sft"))
-        dpo_p = prompts.filter(~pl.col("to_sft"))
-        sft_drops = sft_p.join(sft, on="prompt_id", how="anti").select(
-            "prompt_id", "category", split=pl.lit("sft"), reason=pl.lit("no_eligible_response"))
-        best_margin = pairs.group_by("prompt_id").agg(pl.col("margin").max().alias("m"))
-        dpo_drops = (dpo_p.join(dpo, on="prompt_id", how="anti")
-                     .join(best_margin, on="prompt_id", how="left")
-                     .select("prompt_id", "category", split=pl.lit("dpo"),
-                             reason=pl.when(pl.col("m").is_null()).then(pl.lit("no_valid_pair"))
-                             .when(pl.col("m") < lo).then(pl.lit("margin_below"))
-                             .otherwise(pl.lit("margin_above"))))
-        return {
-            "sft": sft.sort("prompt_id"),
-            "dpo": dpo.select(*cols, "model", "chosen_id", "chosen", "score_chosen",
-                              "rejected_id", "rejected", "score_rejected", "margin"
-                              ).sort("prompt_id"),
-            "drops": pl.concat([sft_drops, dpo_drops]).sort("prompt_id"),
-        }
+        frames = []
+        for k, d in sorted(inputs.items()):
+            if not k.startswith("responses:"):
+                continue
+            lf = d.scan()
+            names = lf.collect_schema().names()
+            frames.append(lf.select([c for c in INPUT_COLUMNS if c in names]).collect())
+        if not frames:
+            raise ValueError("select: no responses:<model> input")
+        resp = pl.concat(frames, how="diagonal_relaxed")
+        meta = None
+        if "prompts" in inputs:
+            meta = inputs["prompts"].scan().select("prompt_id", "category", "source").collect()
+        return select_tables(resp, meta, self.cfg)
 
     def summarize_tables(self, tables: dict[str, pl.DataFrame]) -> str:
-        d = tables["drops"]
+        d = tables["drops"].filter(pl.col("split") != "responses")
         if d.height == 0:
             return "no prompt dropped"
         c = d.group_by("split", "reason").len().sort("split", "reason")
