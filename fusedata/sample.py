@@ -69,9 +69,13 @@ class SampleStage(Stage):
         if records.height == 0:
             return pl.DataFrame(schema=SAMPLE_SCHEMA)
         assert self._sampler is not None
-        rows = records.select("prompt_id", "category", "source", "messages").to_dicts()
+        cols = ["prompt_id", "category", "source", "messages"]
+        if "existing_response" in records.columns:
+            cols.append("existing_response")
+        rows = records.select(cols).to_dicts()
         reqs = [Request(messages=r["messages"], n=self.spec.samples_for(r["category"]),
-                        seed=self.spec.sampling.seed, key=r["prompt_id"]) for r in rows]
+                        seed=self.spec.sampling.seed, key=r["prompt_id"],
+                        existing=r.get("existing_response")) for r in rows]
         gens = self._sampler.generate(reqs)
         if len(gens) != len(reqs):
             raise RuntimeError(f"backend {self.spec.backend} returned {len(gens)} results for "

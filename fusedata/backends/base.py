@@ -16,6 +16,8 @@ class Request:
     n: int
     seed: int
     key: str = ""  # the prompt id, for backends that key caches or logs on it
+    #: the prompt record's ``existing_response`` (read by the import backend)
+    existing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,8 @@ class Generation:
     text: str
     finish_reason: str  # "stop" | "length" | "error"
     prompt_tokens: int = 0
-    completion_tokens: int = 0
+    #: None when the backend cannot tell (an HTTP reply with n > 1 reports one total)
+    completion_tokens: int | None = 0
     error: str | None = None
 
 
