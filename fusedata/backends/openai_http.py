@@ -13,9 +13,10 @@ How a shard is sent:
 * at most ``concurrency`` requests are in flight (one asyncio client), spread
   over all ``base_urls``: each request goes to the server with the fewest
   requests in flight, skipping servers that just failed;
-* 429, 5xx, timeouts and connection errors are retried with exponential
-  backoff (``backoff_s * 2**attempt``, capped at ``max_backoff_s``, with
-  jitter) on the next healthy server.  When the retries run out the shard is
+* 429, 5xx, timeouts and connection errors are retried on the next healthy
+  server; a failing server cools down with exponential backoff
+  (``backoff_s * 2**(consecutive failures - 1)``, capped at ``max_backoff_s``,
+  with jitter), and when all servers are cooling down requests wait.  When the retries run out the shard is
   aborted with an exception: the shards already written stay, and a re-run
   resumes with the missing ones (so a dead cluster never produces holes or
   duplicates).  Other errors (400: e.g. a prompt too long for the server)
@@ -45,6 +46,14 @@ log = logging.getLogger("fusedata")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+def import_httpx() -> Any:
+    try:
+        import httpx
+    except ImportError:
+        raise ImportError("backend 'openai' needs httpx: pip install 'fusedata[http]'") from None
+    return httpx
+
+
 class ServerUnavailable(RuntimeError):
     """Retries exhausted on transient errors: the shard is aborted (a re-run resumes)."""
 
@@ -57,6 +66,7 @@ class RequestRejected(Exception):
 class _Server:
     url: str
     in_flight: int = 0
+    fails: int = 0  # consecutive failures: sets the cool-down
     down_until: float = 0.0
     order: int = 0
 
@@ -71,7 +81,7 @@ class OpenAISampler(Sampler):
         self.stats = {"requests": 0, "retries": 0}
 
     def load(self) -> None:
-        import httpx
+        httpx = import_httpx()
 
         self.version = f"openai-http/httpx-{httpx.__version__}"
         self._headers = {"Content-Type": "application/json"}
@@ -125,7 +135,7 @@ class OpenAISampler(Sampler):
         return body
 
     async def _generate_all(self, requests: list[Request]) -> list[list[Generation]]:
-        import httpx
+        httpx = import_httpx()
 
         servers = [_Server(u.rstrip("/"), order=i) for i, u in enumerate(self.opts.base_urls)]
         sem = asyncio.Semaphore(self.opts.concurrency)
@@ -187,25 +197,34 @@ class OpenAISampler(Sampler):
                                       error=f"finish_reason={reason!r}"))
         return out
 
-    def _pick(self, servers: list[_Server]) -> _Server:
+    def _pick(self, servers: list[_Server]) -> _Server | None:
+        """The healthy server with the fewest requests in flight (None: all cooling down)."""
         now = time.monotonic()
-        up = [s for s in servers if s.down_until <= now] or servers
-        return min(up, key=lambda s: (s.in_flight, s.down_until, s.order))
+        up = [s for s in servers if s.down_until <= now]
+        if not up:
+            return None
+        return min(up, key=lambda s: (s.fails, s.in_flight, s.order))
 
     async def _post(self, client: Any, servers: list[_Server], body: dict[str, Any]
                     ) -> dict[str, Any]:
-        import httpx
+        httpx = import_httpx()
 
         o = self.opts
         last = ""
         for attempt in range(o.max_retries + 1):
             s = self._pick(servers)
+            if s is None:  # every server failed recently: wait for the first to cool down
+                wait = min(x.down_until for x in servers) - time.monotonic()
+                await asyncio.sleep(max(0.0, wait))
+                s = self._pick(servers) or min(servers, key=lambda x: x.down_until)
             s.in_flight += 1
             self.stats["requests"] += 1
             try:
                 resp = await client.post(f"{s.url}/chat/completions", json=body)
                 if resp.status_code == 200:
-                    return resp.json()
+                    reply = resp.json()
+                    s.fails = 0
+                    return reply
                 detail = resp.text[:300]
                 if resp.status_code not in RETRY_STATUS:
                     raise RequestRejected(f"http {resp.status_code} from {s.url}: {detail}")
@@ -217,12 +236,14 @@ class OpenAISampler(Sampler):
                 s.in_flight -= 1
             if attempt == o.max_retries:
                 break
-            delay = min(o.max_backoff_s, o.backoff_s * 2 ** attempt)
-            delay *= 0.5 + random.random() / 2  # jitter: only timing, never the results
-            s.down_until = time.monotonic() + delay
+            # exponential backoff per server (its consecutive failures), with jitter
+            # that affects timing only, never the results
+            s.fails += 1
+            delay = min(o.max_backoff_s, o.backoff_s * 2 ** (s.fails - 1))
+            delay *= 0.5 + random.random() / 2
+            s.down_until = max(s.down_until, time.monotonic() + delay)
             self.stats["retries"] += 1
-            log.warning("model %s: %s; retry %d/%d in %.1fs", self.spec.name, last,
-                        attempt + 1, o.max_retries, delay)
-            await asyncio.sleep(delay)
+            log.warning("model %s: %s; retry %d/%d (server cools down %.1fs)", self.spec.name,
+                        last, attempt + 1, o.max_retries, delay)
         raise ServerUnavailable(f"model {self.spec.name!r}: {o.max_retries} retries exhausted "
                                 f"({last}); finished shards are kept, re-run to resume")
