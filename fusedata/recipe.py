@@ -89,6 +89,16 @@ class SamplingParams(_Strict):
     seed: int = 0
 
 
+class TransformersOptions(_Strict):
+    """Settings of the embedded transformers backend (``backend: transformers``)."""
+
+    continuous_batching: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="transformers' generate_batch (paged attention); auto: on CUDA only "
+                    "(on CPU padded generate is faster)",
+    )
+
+
 class VLLMOptions(_Strict):
     """Settings of the vLLM offline engine (``backend: vllm``); passed to ``vllm.LLM``."""
 
@@ -159,6 +169,7 @@ class ModelSpec(_Strict):
     options: dict[str, Any] = Field(
         default_factory=dict, description="backend-specific settings (see each backend)"
     )
+    transformers: TransformersOptions | None = None
     vllm: VLLMOptions | None = None
     http: HTTPOptions | None = None
     import_: ImportOptions | None = Field(
@@ -202,7 +213,8 @@ class ModelSpec(_Strict):
             if sp.top_k or sp.repetition_penalty != 1.0:
                 raise ValueError("sampling.top_k / repetition_penalty are set but "
                                  "http.sampling_extensions is false: the server would ignore them")
-        for opt, backend in (("vllm", "vllm"), ("http", "openai"), ("import_", "import")):
+        for opt, backend in (("transformers", "transformers"), ("vllm", "vllm"),
+                             ("http", "openai"), ("import_", "import")):
             if getattr(self, opt) is not None and self.backend != backend:
                 raise ValueError(f"'{opt.rstrip('_')}' settings given but backend is "
                                  f"{self.backend!r}")

@@ -54,6 +54,14 @@ class SampleStage(Stage):
         # device are excluded on purpose: they change speed, not the sampling
         # distribution (exact tokens may differ across hardware anyway).
         d = self.spec.model_dump(mode="json", exclude={"batch_size", "device", "sources"})
+        # backend settings left unset do not enter the key (keeps older caches valid)
+        for k in ("transformers", "vllm", "http", "import_"):
+            if d.get(k) is None:
+                d.pop(k, None)
+        if d.get("http"):  # where the servers are changes speed, not what is sampled
+            d["http"] = {k: v for k, v in d["http"].items()
+                         if k not in ("base_urls", "concurrency", "max_retries", "backoff_s",
+                                      "max_backoff_s", "timeout_s", "api_key_env")}
         return d
 
     def setup(self) -> None:
