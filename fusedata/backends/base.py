@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -54,3 +55,13 @@ class Sampler(ABC):
 
     @abstractmethod
     def generate(self, requests: list[Request]) -> list[list[Generation]]: ...
+
+
+def request_seed(base: int, key: str, seed: int) -> int:
+    """A 31-bit per-prompt seed from the recipe seed and the prompt id.
+
+    Independent of shard boundaries and of the order of prompts in a call, so a
+    resumed run asks the engine for exactly what an uninterrupted run asked.
+    """
+    h = hashlib.sha256(f"{base}|{key}|{seed}".encode()).hexdigest()
+    return int(h[:8], 16) & 0x7FFFFFFF

@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..recipe import ModelSpec
-from .base import Generation, Request, Sampler
-from .vllm import request_seed
+from .base import Generation, Request, Sampler, request_seed
 
 log = logging.getLogger("fusedata")
 

@@ -22,12 +22,11 @@ vLLM version, which is recorded in the ``sampler`` column).
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 from typing import Any
 
 from ..recipe import ModelSpec, VLLMOptions
-from .base import Generation, Request, Sampler
+from .base import Generation, Request, Sampler, request_seed
 
 log = logging.getLogger("fusedata")
 
@@ -39,12 +38,6 @@ def import_vllm() -> Any:
         raise ImportError("backend 'vllm' needs vLLM: pip install 'fusedata[vllm]' "
                           f"(on a CUDA machine) [{e}]") from None
     return vllm
-
-
-def request_seed(base: int, key: str, seed: int) -> int:
-    """A 31-bit seed from the recipe seed and the prompt id (shard- and order-independent)."""
-    h = hashlib.sha256(f"{base}|{key}|{seed}".encode()).hexdigest()
-    return int(h[:8], 16) & 0x7FFFFFFF
 
 
 class VLLMSampler(Sampler):
