@@ -17,6 +17,7 @@ assert both produced every sample.  Prints tokens/s of both and ``ratio:
 ours/baseline``.
 
     python benchmarks/sampling_cpu.py [--prompts 64] [--samples 4] [--max-tokens 48]
+                                      [--repeats 3] [--cb auto|on|off]
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--cb", choices=["auto", "on", "off"], default="auto")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     import torch
@@ -110,12 +112,20 @@ def main() -> None:
         s.generate(reqs[:2])
         baseline(s, msgs[:2], args.samples, 0.8)
 
-        t0 = time.perf_counter()
-        ours = s.generate(reqs)
-        t_ours = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        base = baseline(s, msgs, args.samples, 0.8)
-        t_base = time.perf_counter() - t0
+        # alternate the two sides and keep each one's best time: the host is shared,
+        # and a burst of someone else's load should not decide the ratio
+        t_ours = t_base = float("inf")
+        ours_texts = None
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            ours = s.generate(reqs)
+            t_ours = min(t_ours, time.perf_counter() - t0)
+            texts = [[x.text for x in gs] for gs in ours]
+            assert ours_texts in (None, texts), "our sampler is not reproducible under its seed"
+            ours_texts = texts
+            t0 = time.perf_counter()
+            base = baseline(s, msgs, args.samples, 0.8)
+            t_base = min(t_base, time.perf_counter() - t0)
 
         for name, res in (("ours", ours), ("baseline", base)):
             assert [len(x) for x in res] == [args.samples] * args.prompts, name
@@ -125,7 +135,7 @@ def main() -> None:
         print(f"model: tiny random-weight Llama (2 layers, 64 wide), CPU, "
               f"{torch.get_num_threads()} threads; sampler {s.version}")
         print(f"{args.prompts} prompts x {args.samples} samples, max_tokens {args.max_tokens}, "
-              f"batch_size {args.batch_size}; greedy check: {same}/{len(ours_g)} prompts "
+              f"batch_size {args.batch_size}; best of {args.repeats}; greedy check: {same}/{len(ours_g)} prompts "
               "identical")
         print(f"ours:     {tok_ours:6d} tokens in {t_ours:6.2f}s = {tok_ours / t_ours:8.1f} tok/s")
         print(f"baseline: {tok_base:6d} tokens in {t_base:6.2f}s = {tok_base / t_base:8.1f} tok/s "
