@@ -23,6 +23,7 @@ ours/baseline``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -85,7 +86,15 @@ def main() -> None:
     tlog.set_verbosity_error()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_policy(Path(tmp) / "policy", seed=0, eos_after=32)
+        path = build_policy(Path(tmp) / "policy", seed=0)
+        # a plain generation config (eos/bos/pad only), as real instruct models have: the
+        # stand-in's length penalty is a logits processor the paged path does not apply,
+        # which would make the --cb on side decode differently from the baseline
+        gcf = path / "generation_config.json"
+        gc = json.loads(gcf.read_text())
+        gcf.write_text(json.dumps({k: v for k, v in gc.items()
+                                   if k in ("bos_token_id", "eos_token_id", "pad_token_id",
+                                            "transformers_version")}))
 
         def sampler(temperature: float):
             s = get_sampler(ModelSpec.model_validate({

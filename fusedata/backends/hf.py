@@ -12,7 +12,10 @@ Continuous batching: with ``transformers: {continuous_batching: on}`` (or
 ``auto`` on CUDA) each group of prompts sharing ``n`` goes to transformers'
 ``generate_batch`` (paged attention, requests scheduled as slots free up)
 instead of padded batches.  ``auto`` keeps padded ``generate`` on CPU, where
-it measured ~4x faster than the paged path for tiny models.  A model that does
+it measured ~8x faster than the paged path on a tiny model
+(``benchmarks/sampling_cpu.py --cb on``).  The paged path applies the recipe's
+sampling fields only (temperature, top_p, top_k, repetition_penalty, eos), not
+extra logits processors from the model's own ``generation_config``.  A model that does
 not support continuous batching, or a group whose results come back
 incomplete, falls back to padded ``generate`` (logged), so the backend never
 loses a prompt.
