@@ -89,6 +89,65 @@ class SamplingParams(_Strict):
     seed: int = 0
 
 
+class TransformersOptions(_Strict):
+    """Settings of the embedded transformers backend (``backend: transformers``)."""
+
+    continuous_batching: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="transformers' generate_batch (paged attention); auto: on CUDA only "
+                    "(on CPU padded generate is faster)",
+    )
+
+
+class VLLMOptions(_Strict):
+    """Settings of the vLLM offline engine (``backend: vllm``); passed to ``vllm.LLM``."""
+
+    tensor_parallel_size: Annotated[int, Field(gt=0)] = 1
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    max_model_len: Annotated[int, Field(gt=0)] | None = None
+    enable_prefix_caching: bool = True
+    trust_remote_code: bool = False
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="any other vllm.LLM keyword (e.g. quantization)"
+    )
+
+
+class HTTPOptions(_Strict):
+    """An OpenAI-compatible server (``backend: openai``): vLLM, SGLang, TGI, transformers serve.
+
+    ``path`` of the model is the model name sent in each request.
+    """
+
+    base_urls: list[str] = Field(min_length=1, description="e.g. http://node1:8000/v1")
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding the API key"
+    )
+    concurrency: Annotated[int, Field(gt=0)] = 64
+    max_retries: Annotated[int, Field(ge=0)] = 8
+    backoff_s: Annotated[float, Field(gt=0)] = 0.5
+    max_backoff_s: Annotated[float, Field(gt=0)] = 30.0
+    timeout_s: Annotated[float, Field(gt=0)] = 600.0
+    n_per_request: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="most samples asked per request (`n`); 1 for servers without n"
+    )
+    sampling_extensions: bool = Field(
+        default=True,
+        description="send top_k / repetition_penalty (vLLM, SGLang); false for strict servers",
+    )
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImportOptions(_Strict):
+    """Existing responses (``backend: import``), read from the prompt sources' ``fields.response``."""
+
+    generator: str | None = Field(
+        default=None, description="who wrote the responses, recorded in `sampler`"
+    )
+    tokenizer: str | None = Field(
+        default=None, description="count response tokens with this tokenizer (else 0)"
+    )
+
+
 class ModelSpec(_Strict):
     """A model that generates responses (a source model or the target model)."""
 
@@ -110,6 +169,20 @@ class ModelSpec(_Strict):
     options: dict[str, Any] = Field(
         default_factory=dict, description="backend-specific settings (see each backend)"
     )
+    transformers: TransformersOptions | None = None
+    vllm: VLLMOptions | None = None
+    http: HTTPOptions | None = None
+    import_: ImportOptions | None = Field(
+        default=None, validation_alias="import", serialization_alias="import"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_defaults(cls, data: Any) -> Any:
+        # an imported dataset holds one response per prompt: default to one sample
+        if isinstance(data, dict) and data.get("backend") == "import" and "samples" not in data:
+            data = {**data, "samples": {"default": 1}}
+        return data
 
     @field_validator("samples")
     @classmethod
@@ -126,8 +199,25 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _path_needed(self) -> ModelSpec:
-        if self.backend in ("transformers", "vllm") and not self.path:
-            raise ValueError(f"backend {self.backend!r} needs 'path'")
+        if self.backend in ("transformers", "vllm", "openai") and not self.path:
+            raise ValueError(f"backend {self.backend!r} needs 'path'"
+                             + (" (the model name the server expects)"
+                                if self.backend == "openai" else ""))
+        if self.backend == "openai" and self.http is None:
+            raise ValueError("backend 'openai' needs 'http: {base_urls: [...]}'")
+        if self.backend == "import" and any(v > 1 for v in self.samples.values()):
+            raise ValueError("backend 'import' has one existing response per prompt: "
+                             "samples must be 0 or 1")
+        if self.backend == "openai" and self.http and not self.http.sampling_extensions:
+            sp = self.sampling
+            if sp.top_k or sp.repetition_penalty != 1.0:
+                raise ValueError("sampling.top_k / repetition_penalty are set but "
+                                 "http.sampling_extensions is false: the server would ignore them")
+        for opt, backend in (("transformers", "transformers"), ("vllm", "vllm"),
+                             ("http", "openai"), ("import_", "import")):
+            if getattr(self, opt) is not None and self.backend != backend:
+                raise ValueError(f"'{opt.rstrip('_')}' settings given but backend is "
+                                 f"{self.backend!r}")
         return self
 
 
@@ -305,6 +395,15 @@ class Recipe(_Strict):
             for s in m.sources or []:
                 if s not in srcs:
                     raise ValueError(f"models[{i}].sources: unknown prompt source {s!r}")
+            if m.backend == "import":
+                lacking = [p.name for p in self.prompts
+                           if (m.sources is None or p.name in m.sources)
+                           and p.fields.response is None]
+                if lacking:
+                    raise ValueError(
+                        f"models[{i}] ({m.name}): backend 'import' reads each source's "
+                        f"fields.response, but source {lacking[0]!r} has none; list the "
+                        f"sources that have one in models[{i}].sources")
         for cat, rule in self.selection.split.items():
             if rule.model is not None and rule.model not in names:
                 raise ValueError(f"selection.split.{cat}.model: unknown model {rule.model!r}")

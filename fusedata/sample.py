@@ -54,6 +54,14 @@ class SampleStage(Stage):
         # device are excluded on purpose: they change speed, not the sampling
         # distribution (exact tokens may differ across hardware anyway).
         d = self.spec.model_dump(mode="json", exclude={"batch_size", "device", "sources"})
+        # backend settings left unset do not enter the key (keeps older caches valid)
+        for k in ("transformers", "vllm", "http", "import_"):
+            if d.get(k) is None:
+                d.pop(k, None)
+        if d.get("http"):  # where the servers are changes speed, not what is sampled
+            d["http"] = {k: v for k, v in d["http"].items()
+                         if k not in ("base_urls", "concurrency", "max_retries", "backoff_s",
+                                      "max_backoff_s", "timeout_s", "api_key_env")}
         return d
 
     def setup(self) -> None:
@@ -69,9 +77,13 @@ class SampleStage(Stage):
         if records.height == 0:
             return pl.DataFrame(schema=SAMPLE_SCHEMA)
         assert self._sampler is not None
-        rows = records.select("prompt_id", "category", "source", "messages").to_dicts()
+        cols = ["prompt_id", "category", "source", "messages"]
+        if "existing_response" in records.columns:
+            cols.append("existing_response")
+        rows = records.select(cols).to_dicts()
         reqs = [Request(messages=r["messages"], n=self.spec.samples_for(r["category"]),
-                        seed=self.spec.sampling.seed, key=r["prompt_id"]) for r in rows]
+                        seed=self.spec.sampling.seed, key=r["prompt_id"],
+                        existing=r.get("existing_response")) for r in rows]
         gens = self._sampler.generate(reqs)
         if len(gens) != len(reqs):
             raise RuntimeError(f"backend {self.spec.backend} returned {len(gens)} results for "

@@ -15,6 +15,9 @@ from .base import Generation, Request, Sampler
 #: recipe ``backend`` -> "module:Class" (imported lazily)
 BACKENDS: dict[str, str] = {
     "transformers": "fusedata.backends.hf:TransformersSampler",
+    "vllm": "fusedata.backends.vllm:VLLMSampler",
+    "openai": "fusedata.backends.openai_http:OpenAISampler",
+    "import": "fusedata.backends.imported:ImportSampler",
 }
 
 

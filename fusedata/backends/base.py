@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ class Request:
     n: int
     seed: int
     key: str = ""  # the prompt id, for backends that key caches or logs on it
+    #: the prompt record's ``existing_response`` (read by the import backend)
+    existing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,8 @@ class Generation:
     text: str
     finish_reason: str  # "stop" | "length" | "error"
     prompt_tokens: int = 0
-    completion_tokens: int = 0
+    #: None when the backend cannot tell (an HTTP reply with n > 1 reports one total)
+    completion_tokens: int | None = 0
     error: str | None = None
 
 
@@ -51,3 +55,13 @@ class Sampler(ABC):
 
     @abstractmethod
     def generate(self, requests: list[Request]) -> list[list[Generation]]: ...
+
+
+def request_seed(base: int, key: str, seed: int) -> int:
+    """A 31-bit per-prompt seed from the recipe seed and the prompt id.
+
+    Independent of shard boundaries and of the order of prompts in a call, so a
+    resumed run asks the engine for exactly what an uninterrupted run asked.
+    """
+    h = hashlib.sha256(f"{base}|{key}|{seed}".encode()).hexdigest()
+    return int(h[:8], 16) & 0x7FFFFFFF
