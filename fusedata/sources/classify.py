@@ -7,29 +7,32 @@ needs no download.  Its measured precision/recall on a hand-labelled sample of
 English and Chinese prompts (``tests/fixtures/datasets/classifier_labelled.jsonl``)
 is asserted in ``tests/test_sources_classify.py``.
 
-Scoring (each signal adds points; a label needs >= :data:`THRESHOLD`):
+Scoring (each signal adds points; a label needs >= :data:`THRESHOLD` = 2):
 
 code
-  * a fenced code block (```), +3; inline code spans, +1;
-  * lines that look like source code (``def f(``, ``#include``, ``import x``,
-    ``public static``, ``console.log``, ``SELECT .. FROM``, ``x = foo(...)``,
-    lines ending in ``{`` or ``;``), +1.5 each (max 4.5);
-  * programming words (python, javascript, function, compile, API, regex, SQL,
-    debug, 代码, 编程, 函数 with a language name, ...), +1.5 for the first, +1 more
-    for a second kind; an explicit request to *write / implement / fix* code
-    ("write a python function", "用Python实现"), +2.
+  * a fenced code block, +3 (an inline code span, +1); lines that look like
+    source code (``def f(``, ``#include``, ``SELECT .. FROM``, lines ending in
+    ``{``/``;``/``:``), +1.5 each (max 4.5);
+  * a language / tool / library name (Python, SQL, React, git, pandas, 正则表达式 ...), +2;
+  * programming concepts (function, algorithm, linked list, O(n), 代码, 递归, 二叉树 ...),
+    +1.5 per distinct term (max 3);
+  * a request to write / implement / fix code ("write a ... function", "in Python",
+    "用Python", "编写...程序"), +2; an error message (``TypeError:``), +2;
+    code-like identifiers (``snake_case``, ``camelCase``, ``obj.call(``), +1.
 math
-  * LaTeX (``$..$``, ``\\frac``, ``\\sqrt``, ``\\begin{align}``, ...), +3;
-  * arithmetic density: equations / operator expressions between numbers or
-    single-letter variables (``3x + 5 = 20``, ``2^10``, ``17 * 23``), +1.5 each
-    (max 4.5);
-  * math words (solve, equation, integral, derivative, probability, prime,
-    polynomial, 方程, 求解, 概率, 面积, 整数, ...), +1.5 for the first, +1 more for a
-    second; a question asking for a numeric result ("how many", "what is the
-    value", "求", "多少") together with numbers in the text, +1.5.
+  * LaTeX (``$..$``, ``\\frac``, ``\\sqrt`` ...), +3;
+  * arithmetic: operator expressions between numbers or one-letter variables
+    (``3x + 7 = 25``, ``2^10``, ``12 × 25``), +1.5 each (max 4.5);
+  * math terms (solve, probability, remainder, how many, 方程, 面积, 概率, 多少元 ...),
+    +1.5 per distinct term (max 3);
+  * a question asking for a quantity ("how many", "find", "求", "多少") with a
+    number in the text, +1.5; two or more numbers, +1.
 
-When both pass the threshold the higher score wins (ties: code, because a
+The higher score wins when both reach the threshold (ties: code, because a
 program that computes something is still a coding request).
+
+Word boundaries are ASCII-aware: in Python's unicode regexes a CJK character is
+a word character, so ``\\bpython\\b`` would miss "用Python写".
 """
 
 from __future__ import annotations
@@ -37,64 +40,100 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-THRESHOLD = 3.0
+THRESHOLD = 2.0
+
+# ASCII-aware word boundaries: in Python's unicode regexes a CJK character is a word
+# character, so r"\bpython\b" would miss "用Python写".
+_L = r"(?<![A-Za-z0-9_])"
+_R = r"(?![A-Za-z0-9_])"
+
+
+def _terms(words: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
+    return re.compile(_L + "(" + words + ")" + _R, flags)
+
 
 _FENCE = re.compile(r"```")
 _INLINE = re.compile(r"(?<!`)`[^`\n]{1,80}`(?!`)")
 _CODE_LINE = re.compile(
     r"^\s*(def \w+\(|class \w+[:(]|#include\b|import \w+|from \w+(\.\w+)* import\b|"
     r"public (static )?\w+|private \w+|function\s*\w*\s*\(|console\.log|System\.out|"
-    r"print\(|return\b.*;?$|for\s*\(.*;.*;|while\s*\(|if\s*\(.*\)\s*\{|"
-    r"(let|const|var)\s+\w+\s*=|\w+\s*=\s*\w+\(.*\)|SELECT\b.+\bFROM\b|"
-    r"<\w+[^>]*>.*</\w+>|.*[{;]\s*$)",
+    r"print\(|for\s*\(.*;.*;|while\s*\(|if\s*\(.*\)\s*\{|"
+    r"(let|const|var)\s+\w+\s*=|\w+\s*=\s*\w+\(.*\)|SELECT\b.+\bFROM\b|for \w+ in .+:|"
+    r"<\w+[^>]*>.*</\w+>|.*[{;:]\s*$)",
     re.IGNORECASE | re.MULTILINE,
 )
-_CODE_WORDS = [
-    re.compile(r"\b(python|javascript|typescript|java|c\+\+|c#|golang|rust|kotlin|swift|php|"
-               r"ruby|scala|bash|shell script|sql|html|css|react|node\.?js|django|flask|"
-               r"pandas|numpy|regex|regular expression|json|api|sdk|compiler?|"
-               r"leetcode)\b", re.IGNORECASE),
-    re.compile(r"\b(function|method|class|variable|array|linked list|string|integer array|"
-               r"algorithm|recursion|recursive|runtime|debug|bug|exception|stack trace|"
-               r"syntax|script|program|code|snippet|repository|git|database|query|"
-               r"time complexity|data structure)s?\b", re.IGNORECASE),
-    re.compile(r"(代码|编程|程序|脚本|算法|调试|编译|数据库|正则表达式|数组|链表|字符串|接口|"
-               r"变量|报错|异常|类和对象)"),
-]
+#: languages, tools and libraries: one of them is a strong signal on its own
+_CODE_TOOLS = _terms(
+    r"python[23]?|javascript|typescript|java|c\+\+|c#|golang|go语言|rust|kotlin|swift|php|ruby|"
+    r"scala|bash|shell|powershell|sql|mysql|postgres(ql)?|html|css|react|vue|angular|node\.?js|"
+    r"django|flask|pandas|numpy|pytorch|tensorflow|regex|regular expression|git|linux|docker|"
+    r"kubernetes|api|rest api|json|pytest|npm|pip|jupyter|excel vba|leetcode"
+)
+_CODE_TOOLS_ZH = re.compile(r"正则表达式|正则|命令行|终端")
+#: programming concepts; each distinct one adds a little
+_CODE_WORDS = _terms(
+    r"functions?|methods?|class(es)?|variables?|arrays?|linked lists?|strings? of|integers? array|"
+    r"array of integers|algorithms?|recursion|recursive(ly)?|runtime|debug(ging)?|bugs?|"
+    r"exceptions?|stack trace|syntax|scripts?|programs?|programming|code|snippet|compile[rd]?|"
+    r"repository|commit|branch(es)?|database|query|queries|time complexity|data structures?|"
+    r"binary search( tree)?|hash ?map|cache|loop|component|server|endpoint|unit tests?|refactor|"
+    r"implementation|o\(n\)|o\(1\)|o\(log n\)|indices|frontend|backend|http|dictionary|"
+    r"interface|stack|queue|deploy(ment)?|containers?|sort(ing)?|flexbox|div|decorator|"
+    r"lambda|pointer|segfault|memory leak|thread|async|callback|regex|csv|file"
+)
+_CODE_WORDS_ZH = re.compile(
+    r"代码|编程|程序|脚本|算法|调试|编译|数据库|数组|链表|字符串|接口|变量|报错|异常|函数|递归|"
+    r"二叉树|闭包|单例|线程|并发|爬虫|组件|端口|进程|查询|表结构|元组|列表|分支|合并|依赖|"
+    r"模式|命令|斐波那契|栈|队列|排序|部署|复杂度|装饰器|指针|段错误|内存|深拷贝|容器"
+)
+_ERROR = re.compile(r"\b\w*(Error|Exception)\b[:\s]|Traceback|segmentation fault|undefined is not",
+                    re.IGNORECASE)
+_IDENT = re.compile(r"\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z]\w*\b|\w+\.\w+\(|\w+\(\)")
 _CODE_REQUEST = re.compile(
-    r"\b(write|implement|create|fix|debug|refactor|optimi[sz]e|complete|develop|code)\b[^.?!\n]{0,40}"
-    r"\b(function|program|script|class|method|code|query|algorithm|snippet|module|app)\b|"
-    r"\b(in|using|with) (python|java|javascript|c\+\+|rust|go|sql|typescript|c#)\b|"
-    r"(用|使用|基于)\s*(python|java|javascript|c\+\+|go|rust|sql|js|c语言)|"
-    r"(写|编写|实现|完成|修改|优化)[^。？！\n]{0,12}(代码|程序|函数|脚本|算法|类)",
+    _L + r"(write|implement|create|fix|debug|refactor|optimi[sz]e|complete|develop|convert)" + _R
+    + r"[^.?!\n]{0,50}" + _L + r"(functions?|programs?|scripts?|class|methods?|code|query|"
+    r"algorithm|snippet|module|app|component|server|tests?|loop|cache|tree|list|stack|queue)" + _R
+    + r"|" + _L + r"(in|using|with|to) (python[23]?|java|javascript|c\+\+|rust|go|sql|typescript|"
+    r"c#|bash)" + _R
+    + r"|(用|使用|基于|请用)\s*(python|java|javascript|c\+\+|go|rust|sql|js|c语言|shell|pandas)"
+    r"|(写|编写|实现|完成|修改|优化|设计)[^。？！\n]{0,16}(代码|程序|函数|脚本|算法|类|组件|语句|"
+    r"查询|爬虫|表结构|模式)",
     re.IGNORECASE,
 )
-_LATEX = re.compile(r"(\$[^$\n]+\$|\\\(|\\\[|\\(frac|sqrt|sum|int|lim|cdot|times|pi|theta|"
-                    r"alpha|beta|begin\{(align|equation|cases|pmatrix)\}|le|ge|neq|infty|binom|"
-                    r"log|sin|cos|tan)\b)")
+_LATEX = re.compile(r"(\$[^$\n]+\$|\\\(|\\\[|\\(frac|dfrac|sqrt|sum|int|lim|cdot|times|pi|"
+                    r"theta|alpha|beta|begin\{(align|equation|cases|pmatrix)\}|le|ge|neq|infty|"
+                    r"binom|log|sin|cos|tan)\b)")
 _ARITH = re.compile(
-    r"(\d+(\.\d+)?|\b[a-z]\b|\))\s*([+\-*/×÷^=<>≤≥]|\*\*)\s*(\d+(\.\d+)?|\b[a-z]\b|\()"
-    r"|\b\d+\s*%|\b[a-z]\^\d|\d+[a-z]\b\s*[+\-=]",
+    r"(\d+(\.\d+)?|(?<![A-Za-z])[a-z](?![A-Za-z])|\))\s*([+\-*/×÷^=<>≤≥]|\*\*)\s*"
+    r"(\d+(\.\d+)?|(?<![A-Za-z])[a-z](?![A-Za-z])|\()"
+    r"|(?<!\d)\d+\s*%|(?<![A-Za-z])[a-z]\^\d|\d+[a-z](?![A-Za-z])\s*[+\-=]|[a-z]²|log[₂₁₀\d]",
     re.IGNORECASE,
 )
-_MATH_WORDS = [
-    re.compile(r"\b(solve|equation|inequalit(y|ies)|integral|integrate|derivative|"
-               r"differentiate|probability|expected value|prime|polynomial|factori[sz]e|"
-               r"theorem|prove|proof|geometry|triangle|circle|radius|area|perimeter|volume|"
-               r"fraction|ratio|percent(age)?|sum of|product of|remainder|divisible|digits?|"
-               r"integer|real numbers?|matrix|determinant|vector|logarithm|exponent|"
-               r"sequence|series|arithmetic|geometric|calculate|compute|simplify|evaluate)\b",
-               re.IGNORECASE),
-    re.compile(r"\b(how many|how much|what is the (value|sum|product|probability|area|"
-               r"smallest|largest|minimum|maximum|number)|find the|greatest|least)\b",
-               re.IGNORECASE),
-    re.compile(r"(方程|不等式|积分|导数|求导|概率|质数|素数|多项式|定理|证明|几何|三角形|"
-               r"圆的|半径|面积|周长|体积|分数|比例|百分之|余数|整除|整数|实数|矩阵|向量|"
-               r"对数|数列|等差|等比|计算|化简|求值|解方程|函数f|最大值|最小值)"),
-]
+_MATH_WORDS = _terms(
+    r"solve|equations?|inequalit(y|ies)|integral|integrate|derivative|differentiate|"
+    r"probability|expected value|primes?|polynomials?|factori[sz]e|theorem|prove|proof|"
+    r"irrational|rational|square root|geometry|triangle|circle|radius|area|perimeter|volume|"
+    r"fractions?|ratio|percent(age)?|sum of|product of|remainder|divisible|digits?|integers?|"
+    r"real (numbers?|solutions?)|matrix|determinant|vectors?|logarithm|exponent|sequence|series|"
+    r"arithmetic|geometric|calculate|compute|simplify|evaluate|limit|angle|degrees|"
+    r"ways to (arrange|choose|select)|permutations?|combinations?|greatest common divisor|gcd|"
+    r"lcm|least common multiple|multiple of|average|speed|diagonals?|polygon|decagon|"
+    r"hexagon|pentagon|mph|km/h|how many|how much|what is the (value|sum|product|probability|area|smallest|"
+    r"largest|minimum|maximum|number)|find the|catch up"
+)
+_MATH_WORDS_ZH = re.compile(
+    r"方程|不等式|积分|导数|求导|概率|质数|素数|多项式|定理|证明|几何|三角形|圆|半径|面积|周长|"
+    r"体积|表面积|分数|比例|百分之|余数|整除|整数|实数|矩阵|行列式|向量|对数|数列|等差|等比|计算|"
+    r"化简|求值|解集|最大值|最小值|斜边|直角|选法|排列|组合|几分之几|三分之|打[一二三四五六七八九]折|"
+    r"速度|千米|厘米|公里|多少元|还剩|一共|平均|倍数|公倍数|公约数|倍|顶点|坐标|骰子"
+)
 _NUMERIC_QUESTION = re.compile(r"(\bhow (many|much)\b|\bwhat is\b|\bfind\b|求|多少|几个|是多少)",
                                re.IGNORECASE)
 _NUMBER = re.compile(r"\d")
+
+
+def _distinct(pattern: re.Pattern[str], text: str) -> int:
+    return len({m.group(0).lower() for m in pattern.finditer(text)})
 
 
 @dataclass(frozen=True)
@@ -112,19 +151,28 @@ def scores(text: str) -> tuple[float, float]:
     elif _INLINE.search(text):
         code += 1
     code += min(4.5, 1.5 * len(_CODE_LINE.findall(text)))
-    hits = sum(1 for r in _CODE_WORDS if r.search(text))
-    code += (1.5 + (hits - 1)) if hits else 0
+    if _CODE_TOOLS.search(text) or _CODE_TOOLS_ZH.search(text):
+        code += 2
+    concepts = _distinct(_CODE_WORDS, text) + _distinct(_CODE_WORDS_ZH, text)
+    code += min(3.0, 1.5 * concepts)
     if _CODE_REQUEST.search(text):
         code += 2
+    if _ERROR.search(text):
+        code += 2
+    if _IDENT.search(text):
+        code += 1
 
     math = 0.0
     if _LATEX.search(text):
         math += 3
     math += min(4.5, 1.5 * len(_ARITH.findall(text)))
-    hits = sum(1 for r in _MATH_WORDS if r.search(text))
-    math += (1.5 + (hits - 1)) if hits else 0
-    if _NUMERIC_QUESTION.search(text) and _NUMBER.search(text):
+    terms = _distinct(_MATH_WORDS, text) + _distinct(_MATH_WORDS_ZH, text)
+    math += min(3.0, 1.5 * terms)
+    numbers = len(re.findall(r"\d+(?:\.\d+)?", text))
+    if _NUMERIC_QUESTION.search(text) and numbers:
         math += 1.5
+    if numbers >= 2:
+        math += 1.0
     return code, math
 
 
