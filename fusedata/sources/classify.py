@@ -22,7 +22,8 @@ code
 math
   * LaTeX (``$..$``, ``\\frac``, ``\\sqrt`` ...), +3;
   * arithmetic: operator expressions between numbers or one-letter variables
-    (``3x + 7 = 25``, ``2^10``, ``12 × 25``), +1.5 each (max 4.5);
+    (``3x + 7 = 25``, ``2^10``, ``12 × 25``) outside source-code lines, +1.5 each
+    (max 4.5);
   * math terms (solve, probability, remainder, how many, 方程, 面积, 概率, 多少元 ...),
     +1.5 per distinct term (max 3);
   * a question asking for a quantity ("how many", "find", "求", "多少") with a
@@ -57,7 +58,7 @@ _INLINE = re.compile(r"(?<!`)`[^`\n]{1,80}`(?!`)")
 _CODE_LINE = re.compile(
     r"^\s*(def \w+\(|class \w+[:(]|#include\b|import \w+|from \w+(\.\w+)* import\b|"
     r"public (static )?\w+|private \w+|function\s*\w*\s*\(|console\.log|System\.out|"
-    r"print\(|for\s*\(.*;.*;|while\s*\(|if\s*\(.*\)\s*\{|"
+    r"print\(|return\s+\S|for\s*\(.*;.*;|while\s*\(|if\s*\(.*\)\s*\{|"
     r"(let|const|var)\s+\w+\s*=|\w+\s*=\s*\w+\(.*\)|SELECT\b.+\bFROM\b|for \w+ in .+:|"
     r"<\w+[^>]*>.*</\w+>|.*[{;:]\s*$)",
     re.IGNORECASE | re.MULTILINE,
@@ -165,7 +166,9 @@ def scores(text: str) -> tuple[float, float]:
     math = 0.0
     if _LATEX.search(text):
         math += 3
-    math += min(4.5, 1.5 * len(_ARITH.findall(text)))
+    # arithmetic inside source-code lines (``return fib(n-1) + fib(n-2)``) is code, not math
+    prose = "\n".join(ln for ln in text.splitlines() if not _CODE_LINE.match(ln))
+    math += min(4.5, 1.5 * len(_ARITH.findall(prose)))
     terms = _distinct(_MATH_WORDS, text) + _distinct(_MATH_WORDS_ZH, text)
     math += min(3.0, 1.5 * terms)
     numbers = len(re.findall(r"\d+(?:\.\d+)?", text))
