@@ -334,6 +334,11 @@ def test_generic_loader_still_needs_fields():
     with pytest.raises(RecipeError) as e:
         parse_recipe(_recipe("      []", loader="generic"), "r.yaml")
     assert "needs 'fields'" in str(e.value)
+    text = _recipe("      []").replace("    loader: ultrafeedback\n",
+                                        "    loader: ultrafeedback\n    fields: {prompt: q}\n")
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(text, "r.yaml")
+    assert "'fields' applies to the generic loader only" in str(e.value)
 
 
 def test_fusechat3_recipe_validates_and_dry_run_plans_offline(monkeypatch):

@@ -11,8 +11,8 @@ Scoring (each signal adds points; a label needs >= :data:`THRESHOLD` = 2):
 
 code
   * a fenced code block, +3 (an inline code span, +1); lines that look like
-    source code (``def f(``, ``#include``, ``SELECT .. FROM``, lines ending in
-    ``{``/``;``/``:``), +1.5 each (max 4.5);
+    source code (``def f(``, ``#include``, ``SELECT .. FROM``, ``if x:``, lines
+    ending in ``{``/``;``), +1.5 each (max 4.5);
   * a language / tool / library name (Python, SQL, React, git, pandas, 正则表达式 ...), +2;
   * programming concepts (function, algorithm, linked list, O(n), 代码, 递归, 二叉树 ...),
     +1.5 per distinct term (max 3);
@@ -60,7 +60,7 @@ _CODE_LINE = re.compile(
     r"public (static )?\w+|private \w+|function\s*\w*\s*\(|console\.log|System\.out|"
     r"print\(|return\s+\S|for\s*\(.*;.*;|while\s*\(|if\s*\(.*\)\s*\{|"
     r"(let|const|var)\s+\w+\s*=|\w+\s*=\s*\w+\(.*\)|SELECT\b.+\bFROM\b|for \w+ in .+:|"
-    r"<\w+[^>]*>.*</\w+>|.*[{;:]\s*$)",
+    r"(if|elif|else|try|except|with|while)\b.*:\s*$|<\w+[^>]*>.*</\w+>|.*[{;]\s*$)",
     re.IGNORECASE | re.MULTILINE,
 )
 #: languages, tools and libraries: one of them is a strong signal on its own
