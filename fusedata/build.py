@@ -125,8 +125,23 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
     return res
 
 
+def _filters_text(src) -> str:
+    parts = []
+    for f in src.filters:
+        d = f.model_dump(exclude={"type"}, exclude_defaults=True)
+        parts.append(f.type + (f"({', '.join(f'{k}={v}' for k, v in d.items())})" if d else ""))
+    return ", ".join(parts)
+
+
 def plan(recipe: Recipe, recipe_path: Path) -> str:
-    """A human-readable plan for ``--dry-run``: stages, models, and how much work."""
+    """A human-readable plan for ``--dry-run``: stages, models, and how much work.
+
+    Local sources are loaded (and filtered) to count their prompts exactly; Hub
+    sources are never contacted: their ``limit`` (the target count) is the
+    estimate, and a Hub source without ``limit`` makes the totals lower bounds.
+    Responses of ``import`` models are counted as imports, not generations (they
+    are still scored and verified).
+    """
     base = recipe_path.resolve().parent
     lines = [f"recipe {recipe.name!r}: stages {' -> '.join(STAGES)}",
              f"output: {recipe.out_path(base)}   cache: {recipe.work_path(base)}", "",
@@ -134,20 +149,28 @@ def plan(recipe: Recipe, recipe_path: Path) -> str:
     counts: dict[str, tuple[str, int | None]] = {}
     for s in recipe.prompts:
         n: int | None = s.limit
-        where = s.path
-        local = (base / s.path).exists()
+        local = (base / s.path).exists() and s.format != "hf"
         if local:
             from .prompts import PromptsStage
 
             df = PromptsStage(s, base).reduce({})["prompts"]
             n = df.height
-            where += " (local)"
+            how = "exact (local file loaded)"
+        elif n is not None:
+            how = "target (Hub, not contacted)"
+        else:
+            how = "unknown (Hub, no limit)"
         counts[s.name] = (s.category, n)
-        lines.append(f"  {s.name:28s} {s.category:12s} {n if n is not None else '?':>8} prompts"
-                     f"  <- {where}")
-    gens = 0
-    code_runs = 0
-    math_checks = 0
+        flt = _filters_text(s)
+        lines.append(f"  {s.name:24s} {s.category:12s} {n if n is not None else '?':>8} prompts "
+                     f"[{how}]  <- {s.path} (loader {s.loader})")
+        if flt:
+            lines.append(f"  {'':24s} filters: {flt}")
+    by_cat: dict[str, int] = {}
+    for cat, n in counts.values():
+        by_cat[cat] = by_cat.get(cat, 0) + (n or 0)
+    lines.append("  per category: " + ", ".join(f"{c} {n:,}" for c, n in by_cat.items()))
+    gens = imports = code_runs = math_checks = 0
     unknown = False
     lines += ["", "models:"]
     for m in recipe.models:
@@ -161,20 +184,31 @@ def plan(recipe: Recipe, recipe_path: Path) -> str:
                 continue
             if n is None:
                 unknown = True
+                per.append(f"{name} x{k} (? prompts)")
                 continue
             total += n * k
             code_runs += n * k if cat == "code" else 0
             math_checks += n * k if cat == "math" else 0
-            per.append(f"{name} x{k}")
-        gens += total
+            per.append(f"{name} {n:,} x{k}")
         sp = m.sampling
-        lines.append(f"  {m.name} [{m.role}, {m.backend}] temp {sp.temperature} top_p {sp.top_p}"
-                     f" rep {sp.repetition_penalty} max_tokens {sp.max_tokens}: "
-                     f"{total:,} generations ({', '.join(per) or 'none'})")
+        if m.backend == "import":
+            imports += total
+            lines.append(f"  {m.name} [{m.role}, import: the sources' existing responses]: "
+                         f"{total:,} imported responses ({', '.join(per) or 'none'})")
+            continue
+        gens += total
+        lines.append(f"  {m.name} [{m.role}, {m.backend}] {m.path}: temp {sp.temperature} "
+                     f"top_p {sp.top_p} rep {sp.repetition_penalty} max_tokens {sp.max_tokens}")
+        samples = ", ".join(f"{c} {k}" for c, k in m.samples.items())
+        lines.append(f"      samples per prompt: {samples}; {total:,} generations "
+                     f"({', '.join(per) or 'none'})")
     rm = recipe.reward_model
-    lines += ["", f"reward model: {rm.path if rm else 'none'}",
-              f"estimated generations: {gens:,}{' (+ sources of unknown size)' if unknown else ''}",
-              f"estimated reward-model scorings: {gens:,}",
-              f"estimated math checks: {math_checks:,}",
-              f"estimated sandbox runs: {code_runs:,}"]
+    more = " (+ sources of unknown size)" if unknown else ""
+    lines += ["", f"reward model: {rm.path if rm else 'none'}"
+              + (f" (output {rm.output}, trust_remote_code {rm.trust_remote_code})" if rm else ""),
+              f"estimated generations: {gens:,}{more}",
+              f"imported responses: {imports:,}",
+              f"estimated reward-model scorings: {gens + imports:,}{more}",
+              f"estimated math checks: {math_checks:,}{more}",
+              f"estimated sandbox runs: {code_runs:,}{more}"]
     return "\n".join(lines)

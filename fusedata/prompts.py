@@ -8,8 +8,13 @@ they go to the source's ``dropped`` table with a reason, and the counts are
 logged.
 
 Loaders for specific dataset families (UltraFeedback, OpenMathInstruct-2,
-leetcode, ...) register in :data:`LOADERS`; the ``generic`` one only applies
-the field map.
+leetcode, ...; :mod:`fusedata.sources`) register in :data:`LOADERS`; the
+``generic`` one only applies the field map.  After the loader, the recipe's
+``filters`` (code/math exclusion, language, has-tests, normalised + MinHash
+dedup, n-gram decontamination; :mod:`fusedata.sources.filters`) run in order,
+and every removed row is recorded in ``dropped`` with the filter's reason.
+``limit`` is a target count of *kept* prompts; with ``seed`` the rows are
+visited in a seeded random order (streamed and shuffled for Hub datasets).
 """
 
 from __future__ import annotations
@@ -136,6 +141,8 @@ def _norm_messages(raw: Any) -> list[dict[str, str]]:
 def generic_loader(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
     """Map one raw row through ``src.fields``.  Raises :class:`DropRow` with a reason."""
     f = src.fields
+    if f is None:
+        raise ValueError(f"prompts[{src.name}]: the generic loader needs 'fields'")
     if f.messages is not None:
         if f.messages not in row or row[f.messages] is None:
             raise DropRow(f"missing_field:{f.messages}")
@@ -185,29 +192,72 @@ class PromptsStage(ReduceStage):
     """Load one source into ``prompts`` and ``dropped`` tables."""
 
     name = "prompts"
-    version = "1"
+    version = "2"
 
     def __init__(self, src: PromptSource, base: Path):
         self.src = src
         self.base = base
 
     def fingerprint(self) -> Any:
+        bench = {}
+        for flt in self.src.filters:
+            for f in getattr(flt, "files", None) or []:
+                p = self.base / f
+                bench[f] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
         return {"source": self.src.model_dump(mode="json"),
-                "content": content_fingerprint(self.src, self.base)}
+                "content": content_fingerprint(self.src, self.base), "benchmarks": bench}
+
+    def _ordered_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(row_index, row)`` in processing order.
+
+        Without ``seed`` (or without ``limit``): file order.  With both, a seeded
+        random order, so stopping at ``limit`` kept prompts yields a seeded sample of
+        the rows that pass the loader and filters, and a stream never has to be
+        read to its end.  Local rows: a permutation of all rows (``row_index`` is
+        the row's position in the file(s)).  Hub rows: ``datasets``' streaming
+        shuffle with a ``shuffle_buffer``-row buffer (``row_index`` is the position
+        in that shuffled stream).
+        """
+        src = self.src
+        sampled = src.seed is not None and src.limit is not None
+        if _is_local(src, self.base):
+            rows = _read_local(self.base / src.path, src.format)
+            if not sampled:
+                yield from enumerate(rows)
+                return
+            allrows = list(rows)
+            order = list(range(len(allrows)))
+            random.Random(src.seed).shuffle(order)
+            for i in order:
+                yield i, allrows[i]
+            return
+        if src.format in ("jsonl", "json", "parquet"):
+            raise FileNotFoundError(f"prompts[{src.name}].path: {src.path}: no such file")
+        import datasets  # lazy: only Hub sources need it
+
+        ds = datasets.load_dataset(src.path, src.subset, split=src.split, revision=src.revision,
+                                   streaming=True)
+        if sampled:
+            ds = ds.shuffle(seed=src.seed, buffer_size=src.shuffle_buffer)
+        yield from enumerate(ds)
 
     def reduce(self, inputs: dict[str, Dataset]) -> dict[str, pl.DataFrame]:
+        from .sources.filters import build_filters
+
         src = self.src
         if src.loader not in LOADERS:
             raise ValueError(f"prompts[{src.name}].loader: unknown loader {src.loader!r}; "
                              f"known: {', '.join(sorted(LOADERS))}")
         loader = LOADERS[src.loader]
-        rows = read_rows(src, self.base)
+        filters = build_filters(src.filters, self.base)
         kept: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
         seen: set[str] = set()
-        for i, row in enumerate(rows):
-            if src.limit is not None and src.seed is None and len(kept) >= src.limit:
-                break  # first `limit` prompts; with a seed we sample uniformly (below)
+        visited = 0
+        for i, row in self._ordered_rows():
+            if src.limit is not None and len(kept) >= src.limit:
+                break
+            visited += 1
             try:
                 rec = loader(row, src)
             except DropRow as e:
@@ -218,15 +268,28 @@ class PromptsStage(ReduceStage):
                 dropped.append({"source": src.name, "row_index": i, "reason": "duplicate"})
                 continue
             seen.add(pid)
+            reason = None
+            for _, flt in filters:
+                reason = flt.check(rec)
+                if reason is not None:
+                    break
+            if reason is not None:
+                dropped.append({"source": src.name, "row_index": i, "reason": reason})
+                continue
+            rec.pop("meta", None)
             kept.append({"prompt_id": pid, "source": src.name, "source_dataset": src.path,
-                         "category": rec.get("category", src.category), "row_index": i, **rec})
-        if src.limit is not None and src.seed is not None and len(kept) > src.limit:
-            rng = random.Random(src.seed)
-            idx = sorted(rng.sample(range(len(kept)), src.limit))
-            kept = [kept[i] for i in idx]
+                         "category": rec.pop("category", None) or src.category, "row_index": i,
+                         **rec})
+        if src.limit is not None and len(kept) >= src.limit:
+            log.info("prompts[%s]: target of %d prompts reached after %d rows", src.name,
+                     src.limit, visited)
+        elif src.limit is not None:
+            log.warning("prompts[%s]: only %d prompts pass (target %d); source exhausted",
+                        src.name, len(kept), src.limit)
         df = pl.DataFrame(kept, schema=PROMPT_SCHEMA) if kept else pl.DataFrame(
             schema=PROMPT_SCHEMA)
-        return {"prompts": df, "dropped": pl.DataFrame(dropped, schema=DROP_SCHEMA)}
+        drops = pl.DataFrame(dropped, schema=DROP_SCHEMA)
+        return {"prompts": df.sort("row_index"), "dropped": drops.sort("row_index")}
 
     def summarize_tables(self, tables: dict[str, pl.DataFrame]) -> str:
         d = tables["dropped"]
@@ -275,3 +338,8 @@ class MergePrompts(ReduceStage):
 def merge_prompts(engine: Engine, per_source: dict[str, Dataset]) -> Dataset:
     inputs = {f"{i}:{name}": ds for i, (name, ds) in enumerate(per_source.items())}
     return engine.reduce(MergePrompts(), inputs)["prompts"]
+
+
+# Dataset-family loaders register themselves in LOADERS on import (kept last: they
+# import DropRow and LOADERS from this module).
+from . import sources as _sources  # noqa: E402, F401

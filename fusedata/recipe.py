@@ -59,8 +59,94 @@ class FieldMap(_Strict):
         return self
 
 
+class DomainFilter(_Strict):
+    """Drop prompts of the excluded domains (code and/or math).
+
+    The dataset's own task label is used where the loader provides one (Magpie's
+    ``task_category``); otherwise the heuristic classifier in
+    :mod:`fusedata.sources.classify` decides (code fences, programming keywords,
+    LaTeX / arithmetic density).  Drop reasons: ``domain:code``, ``domain:math``
+    (``domain:code:label`` when the dataset's label decided).
+    """
+
+    type: Literal["domain"]
+    exclude: list[Literal["code", "math"]] = Field(default_factory=lambda: ["code", "math"],
+                                                   min_length=1)
+    use_dataset_labels: bool = True
+
+
+class LanguageFilter(_Strict):
+    """Keep prompts written in ``lang``.
+
+    ``zh``: CJK characters / (CJK characters + Latin words) of the user turns must
+    be >= ``min_ratio``; ``en``: one minus that share must be >= ``min_ratio``.  A
+    dataset language label (Magpie's ``language``) decides instead where present.
+    Drop reason: ``language:<detected>`` (``language:<label>:label``).
+    """
+
+    type: Literal["language"]
+    lang: Literal["zh", "en"] = "zh"
+    min_ratio: Annotated[float, Field(gt=0, le=1)] = 0.3
+
+
+class HasTestsFilter(_Strict):
+    """Keep only prompts whose loader extracted runnable tests (coding sets)."""
+
+    type: Literal["has_tests"]
+
+
+class DedupFilter(_Strict):
+    """Exact duplicates of the normalised user text (lower case, whitespace and
+    punctuation removed) and, with ``near_threshold``, near duplicates whose
+    estimated Jaccard similarity of ``shingle``-token shingles (MinHash with
+    ``num_perm`` permutations + LSH) is >= the threshold.  The first prompt in
+    processing order wins.  Drop reasons: ``duplicate_normalized``, ``near_duplicate``.
+    Prompts are short, so shingles are 3 tokens by default (a CJK character is a
+    token): one changed word in a 20-word prompt gives Jaccard ~0.7, so 0.8 only
+    catches small edits of long prompts; lower the threshold for more aggressive
+    dedup.
+    """
+
+    type: Literal["dedup"]
+    normalize: bool = True
+    near_threshold: Annotated[float, Field(gt=0, le=1)] | None = 0.8
+    num_perm: Annotated[int, Field(ge=16, le=1024)] = 128
+    shingle: Annotated[int, Field(ge=1, le=20)] = 3
+
+
+class DecontaminateFilter(_Strict):
+    """Drop prompts sharing a token ``ngram`` with any prompt of the benchmark files.
+
+    ``files``: jsonl/json/parquet (text taken from ``fields``, default: the usual
+    prompt columns ``prompt``, ``question``, ``problem``, ``instruction``, ``input``,
+    ``content``, ``text``, ``turns``) or .txt (one prompt per line); paths are
+    relative to the recipe.  Texts shorter than ``ngram`` tokens are matched whole.
+    Drop reason: ``contaminated:<file name>``.
+    """
+
+    type: Literal["decontaminate"]
+    files: list[str] = Field(min_length=1)
+    ngram: Annotated[int, Field(ge=3, le=50)] = 13
+    fields: list[str] | None = None
+
+
+PromptFilter = Annotated[
+    DomainFilter | LanguageFilter | HasTestsFilter | DedupFilter | DecontaminateFilter,
+    Field(discriminator="type"),
+]
+
+
 class PromptSource(_Strict):
-    """One prompt dataset: a Hub id or a local jsonl/json/parquet file or folder."""
+    """One prompt dataset: a Hub id or a local jsonl/json/parquet file or folder.
+
+    ``loader`` names a dataset-family loader (``fusedata.sources``: ultrafeedback,
+    magpie, helpsteer2, openmathinstruct2, leetcode, self_oss_instruct, alpaca) or
+    ``generic`` (which needs ``fields``).  ``filters`` run in order after the
+    loader; every removed row goes to the source's ``dropped`` table with a reason.
+    ``limit`` is the target number of prompts kept *after* filtering; with ``seed``
+    rows are visited in a seeded random order (Hub datasets: a streaming shuffle
+    with a ``shuffle_buffer``-row buffer) so the kept prompts are a seeded sample.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     path: str
@@ -69,12 +155,26 @@ class PromptSource(_Strict):
     split: str = "train"
     subset: str | None = None
     revision: str | None = None
-    fields: FieldMap
+    fields: FieldMap | None = None
     category: Category
     limit: Annotated[int, Field(gt=0)] | None = None
     seed: int | None = None
-    filters: list[dict[str, Any]] = Field(default_factory=list)
+    shuffle_buffer: Annotated[int, Field(gt=0)] = 10_000
+    filters: list[PromptFilter] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _loader_known(self) -> PromptSource:
+        from .prompts import LOADERS  # lazy: prompts imports this module
+
+        if self.loader not in LOADERS:
+            raise ValueError(f"unknown loader {self.loader!r}; known: {', '.join(sorted(LOADERS))}")
+        if self.loader == "generic" and self.fields is None:
+            raise ValueError("the generic loader needs 'fields' (prompt or messages column)")
+        if self.loader != "generic" and self.fields is not None:
+            raise ValueError(f"'fields' applies to the generic loader only; loader "
+                             f"{self.loader!r} knows its dataset's columns")
+        return self
 
 
 # --------------------------------------------------------------------------- models

@@ -1,0 +1,369 @@
+"""Prompt-source loaders and filters on fixtures shaped like the real datasets' rows."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from fusedata.prompts import LOADERS, PromptsStage
+from fusedata.recipe import PromptSource, RecipeError, parse_recipe
+
+from .conftest import ROOT
+
+FIX = Path(__file__).parent / "fixtures" / "datasets"
+
+
+def run(path: str, loader: str, category: str, filters=(), **kw):
+    src = PromptSource(name=loader, path=path, loader=loader, category=category,
+                       filters=list(filters), **kw)
+    t = PromptsStage(src, FIX).reduce({})
+    return t["prompts"], t["dropped"]
+
+
+def drops(d: pl.DataFrame) -> dict[int, str]:
+    return dict(zip(d["row_index"].to_list(), d["reason"].to_list(), strict=True))
+
+
+def last_user(p: pl.DataFrame) -> list[str]:
+    return [m[-1]["content"] for m in p["messages"].to_list()]
+
+
+INSTR = [{"type": "domain"}, {"type": "dedup"}]
+ZH = [{"type": "language"}, {"type": "domain"}, {"type": "dedup"}]
+
+
+def test_all_eight_families_register():
+    assert {"ultrafeedback", "magpie", "helpsteer2", "alpaca", "openmathinstruct2", "leetcode",
+            "self_oss_instruct", "generic"} <= set(LOADERS)
+
+
+def test_ultrafeedback_excludes_code_math_and_duplicates():
+    p, d = run("ultrafeedback.jsonl", "ultrafeedback", "instruction", INSTR)
+    assert p["row_index"].to_list() == [0, 1, 4, 7, 8]
+    assert drops(d) == {2: "domain:code", 3: "domain:math", 5: "duplicate",
+                        6: "duplicate_normalized", 9: "near_duplicate",
+                        10: "missing_field:instruction", 11: "empty_prompt", 12: "domain:math"}
+    assert set(p["category"]) == {"instruction"}
+    assert p["gold"].null_count() == p.height and p["tests"].null_count() == p.height
+
+
+def test_decontamination_against_benchmark_file():
+    flt = [{"type": "decontaminate", "files": ["bench_gsm8k.jsonl"], "ngram": 8}, *INSTR]
+    p, d = run("ultrafeedback.jsonl", "ultrafeedback", "instruction", flt)
+    assert drops(d)[12] == "contaminated:bench_gsm8k.jsonl"
+    assert 12 not in p["row_index"].to_list()
+
+
+def test_decontamination_short_benchmark_prompt_matches_inside(tmp_path):
+    (tmp_path / "b.txt").write_text("Why is the sky blue?\n")
+    (tmp_path / "s.jsonl").write_text(
+        json.dumps({"instruction": "Quick question: why is the sky blue? Thanks"}) + "\n"
+        + json.dumps({"instruction": "Why is grass green?"}) + "\n")
+    src = PromptSource(name="s", path="s.jsonl", loader="ultrafeedback", category="instruction",
+                       filters=[{"type": "decontaminate", "files": ["b.txt"]}])
+    t = PromptsStage(src, tmp_path).reduce({})
+    assert drops(t["dropped"]) == {0: "contaminated:b.txt"}
+    assert t["prompts"].height == 1
+
+
+def test_magpie_pro_uses_task_category_then_classifier():
+    p, d = run("magpie_pro_dpo.jsonl", "magpie", "instruction", INSTR)
+    assert p["row_index"].to_list() == [0, 3, 4, 6]
+    assert drops(d) == {1: "domain:code:label", 2: "domain:math:label", 5: "domain:code"}
+
+
+def test_helpsteer2_multi_turn_split_and_pair_duplicates():
+    p, d = run("helpsteer2.jsonl", "helpsteer2", "instruction", INSTR)
+    # row 0 is the two-character prompt "c#" (a language name: code)
+    assert drops(d) == {0: "domain:code", 1: "duplicate", 3: "duplicate", 5: "duplicate",
+                        6: "domain:code", 7: "domain:math", 8: "empty_turn"}
+    assert p["row_index"].to_list() == [2, 4]
+    multi = p.filter(pl.col("row_index") == 2)["messages"].to_list()[0]
+    assert [m["role"] for m in multi] == ["user", "assistant", "user"]
+    assert multi[0]["content"].startswith("I am planning a birthday party")
+    assert multi[1]["content"].startswith("1. Pirates")
+    assert multi[2]["content"] == "We picked space. What food could we serve that fits the theme?"
+    assert "<extra_id_1>" not in json.dumps(multi)
+
+
+def test_openmathinstruct2_gold_and_imported_solution():
+    p, d = run("openmathinstruct2.jsonl", "openmathinstruct2", "math", [{"type": "dedup"}])
+    assert drops(d) == {1: "duplicate", 4: "missing_gold:expected_answer"}
+    first = p.row(0, named=True)
+    assert first["gold"] == "4" and first["category"] == "math"
+    assert first["existing_response"].endswith("The answer is $\\boxed{4}$.")
+    assert p["gold"].to_list() == ["4", "56", "29", "4"]
+
+
+def _run_reference(code: str, entry: str, cases: list[dict], prelude: str = "") -> None:
+    """Call the dataset's reference solution on the extracted cases (a tiny local runner)."""
+    ns: dict = {}
+    exec(prelude + "\n" + code, ns)  # noqa: S102 - fixture code written in this repo
+    fn = ns[entry]
+    for c in cases:
+        assert fn(**c["input"]) == pytest.approx(c["output"])
+
+
+def test_leetcode_cases_from_examples_match_reference_solutions():
+    p, d = run("leetcode.jsonl", "leetcode", "code", [{"type": "has_tests"}])
+    assert drops(d) == {1: "unsupported_io:ListNode", 4: "design_problem",
+                        5: "no_reference_solution"}
+    jobs = [json.loads(t) for t in p["tests"]]
+    assert jobs[0]["entry_point"] == "Solution.twoSum"
+    assert jobs[0]["cases"][0] == {"input": {"nums": [2, 7, 11, 15], "target": 9},
+                                   "output": [0, 1]}
+    # the dataset's "abcabcbb " string artifact is removed
+    assert jobs[1]["cases"][0] == {"input": {"s": "abcabcbb"}, "output": 3}
+    assert jobs[2]["cases"][1]["output"] == 2.5
+    rows = [json.loads(line) for line in (FIX / "leetcode.jsonl").read_text().splitlines()]
+    from fusedata.sources.code import _code_blocks
+
+    for job, ri in zip(jobs, p["row_index"], strict=True):
+        code = _code_blocks(rows[ri]["python"])[0]
+        _run_reference(code, job["function"], job["cases"], job["prelude"])
+        assert f"def {job['function']}(self" in last_user(p)[list(p["row_index"]).index(ri)]
+
+
+def test_leetcode_parse_values():
+    from fusedata.sources.code import parse_inputs, parse_value
+
+    assert parse_inputs('grid = \\[\\[1,0\\],\\[0,1\\]\\], k = 2, word = "ab "') == {
+        "grid": [[1, 0], [0, 1]], "k": 2, "word": "ab"}
+    assert parse_value("true") is True and parse_value("null") is None
+    assert parse_inputs('s = "a,b = c ", n = 3') == {"s": "a,b = c", "n": 3}
+    with pytest.raises(ValueError):
+        parse_inputs('\\["LRUCache ", "put "\\]')
+
+
+def test_self_oss_instruct_asserts_run_against_the_implementation():
+    p, d = run("self_oss_instruct.jsonl", "self_oss_instruct", "code", [{"type": "has_tests"}])
+    assert drops(d) == {2: "no_tests_section", 3: "tests_without_assert",
+                        4: "tests_syntax_error:line2"}
+    jobs = [json.loads(t) for t in p["tests"]]
+    assert jobs[0] == {"test": "assert square_all([1, 2, 3]) == [1, 4, 9]\n"
+                               "assert square_all([]) == []\n", "entry_point": "square_all"}
+    assert jobs[1]["entry_point"] == "parse_tags"
+    rows = [json.loads(line) for line in (FIX / "self_oss_instruct.jsonl").read_text().splitlines()]
+    from fusedata.sources.code import _code_blocks, _sections
+
+    for job, ri in zip(jobs, p["row_index"], strict=True):
+        impl = _code_blocks(_sections(rows[ri]["response"])["implementation"])[0]
+        exec(impl + "\n" + job["test"], {})  # noqa: S102 - the dataset's own solution passes
+        with pytest.raises(AssertionError):  # ... and a wrong one fails
+            exec(impl.replace("return", "return None and", 1) + "\n" + job["test"], {})
+
+
+def test_sandbox_job_format_if_available():
+    sandbox = pytest.importorskip("sandbox")
+    if not hasattr(sandbox, "validate_job"):
+        pytest.skip("the sandbox package is not merged in this checkout")
+    for f, loader in (("leetcode.jsonl", "leetcode"), ("self_oss_instruct.jsonl",
+                                                       "self_oss_instruct")):
+        p, _ = run(f, loader, "code")
+        for i, t in enumerate(p["tests"]):
+            job = {"id": i, "code": "pass", **json.loads(t)}
+            assert sandbox.validate_job(job) is None
+    # end to end: a correct LeetCode answer passes the extracted cases, a wrong one fails
+    p, _ = run("leetcode.jsonl", "leetcode", "code")
+    t = json.loads(p["tests"][0])
+    good = ("class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n"
+            "        seen = {}\n        for i, x in enumerate(nums):\n"
+            "            if target - x in seen:\n                return [seen[target - x], i]\n"
+            "            seen[x] = i\n")
+    bad = good.replace("[seen[target - x], i]", "[i, seen[target - x]]")
+    verdicts = sandbox.run_jobs([{"id": "good", "code": good, **t}, {"id": "bad", "code": bad, **t}],
+                                workers=1, isolation=False)
+    assert [v["verdict"] for v in verdicts] == ["passed", "failed"]
+
+
+def test_alpaca_zh_language_domain_and_input_field():
+    p, d = run("alpaca_gpt4_zh.jsonl", "alpaca", "chinese", ZH)
+    assert drops(d) == {2: "domain:math", 3: "domain:code", 4: "language:en", 5: "domain:math",
+                        7: "duplicate"}
+    assert last_user(p)[1] == "将下面这句话翻译成英文。\n\n今天的天气非常好，我们去公园散步吧。"
+
+
+def test_magpie_qwen2_chinese_labels_and_multi_turn():
+    p, d = run("magpie_qwen2_zh.jsonl", "magpie", "chinese", ZH)
+    assert drops(d) == {1: "domain:math:label", 2: "domain:code:label", 3: "language:en:label",
+                        6: "domain:math"}
+    multi = p.filter(pl.col("row_index") == 4)["messages"].to_list()[0]
+    assert [m["role"] for m in multi] == ["user", "assistant", "user"]
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def _many(tmp_path: Path, n: int = 200) -> Path:
+    f = tmp_path / "many.jsonl"
+    f.write_text("".join(json.dumps({"instruction": f"Tell me fact number {i} about "
+                                     f"{random.Random(i).choice(['cats', 'rivers', 'stars'])}."})
+                         + "\n" for i in range(n)))
+    return f
+
+
+def _sample(tmp_path, **kw):
+    _many(tmp_path)
+    src = PromptSource(name="m", path="many.jsonl", loader="ultrafeedback",
+                       category="instruction", **kw)
+    return PromptsStage(src, tmp_path).reduce({})
+
+
+def test_seeded_sample_hits_target_and_is_deterministic(tmp_path):
+    a = _sample(tmp_path, limit=30, seed=1)["prompts"]
+    b = _sample(tmp_path, limit=30, seed=1)["prompts"]
+    c = _sample(tmp_path, limit=30, seed=2)["prompts"]
+    assert a.height == 30 and a.equals(b)
+    assert a["row_index"].to_list() != c["row_index"].to_list()
+    assert a["row_index"].to_list() == sorted(a["row_index"].to_list())
+    assert max(a["row_index"]) > 30  # sampled, not the first 30
+
+
+def test_limit_counts_prompts_kept_after_filters(tmp_path):
+    f = tmp_path / "mix.jsonl"
+    rows = []
+    for i in range(40):
+        rows.append({"instruction": f"Solve 3x + {i} = {i + 9} for x."})
+        rows.append({"instruction": f"Write a friendly greeting card message number {i}."})
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    src = PromptSource(name="m", path="mix.jsonl", loader="ultrafeedback", category="instruction",
+                       limit=10, seed=0, filters=[{"type": "domain"}])
+    t = PromptsStage(src, tmp_path).reduce({})
+    assert t["prompts"].height == 10
+    assert all("greeting" in s for s in last_user(t["prompts"]))
+    assert set(t["dropped"]["reason"]) == {"domain:math"}
+
+
+def test_hub_source_is_streamed_shuffled_and_stopped_at_limit(tmp_path, monkeypatch):
+    import datasets
+
+    pulled = []
+
+    def gen():
+        for i in range(1000):
+            pulled.append(i)
+            yield {"instruction": f"Describe place number {i} in one sentence."}
+
+    calls = {}
+
+    def fake_load(path, subset=None, split=None, revision=None, streaming=False):
+        calls.update(path=path, split=split, streaming=streaming)
+        return datasets.IterableDataset.from_generator(gen)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    src = PromptSource(name="hub", path="openbmb/UltraFeedback", loader="ultrafeedback",
+                       category="instruction", limit=20, seed=3, shuffle_buffer=100)
+    t = PromptsStage(src, tmp_path).reduce({})
+    assert calls == {"path": "openbmb/UltraFeedback", "split": "train", "streaming": True}
+    assert t["prompts"].height == 20
+    assert len(pulled) < 1000  # never read to the end
+    texts = last_user(t["prompts"])
+    assert texts != [f"Describe place number {i} in one sentence." for i in range(20)]
+
+
+# --------------------------------------------------------------------------- dedup internals
+
+
+def test_minhash_estimates_jaccard_and_lsh_finds_near_duplicates():
+    from fusedata.recipe import DedupFilter
+    from fusedata.sources.filters import Dedup, MinHasher, lsh_params, tokens
+
+    mh = MinHasher(256, 3)
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(300)]
+    for _ in range(10):
+        a = rng.sample(words, 80)
+        b = a[:60] + rng.sample(words, 20)
+        sa, sb = mh.shingles(" ".join(a)), mh.shingles(" ".join(b))
+        exact = len(sa & sb) / len(sa | sb)
+        est = float((mh.signature(" ".join(a)) == mh.signature(" ".join(b))).mean())
+        assert abs(est - exact) < 0.12
+    b, r = lsh_params(0.8, 128)
+    assert b * r <= 128 and abs((1 / b) ** (1 / r) - 0.8) < 0.05
+    dd = Dedup(DedupFilter(type="dedup", near_threshold=0.8))
+    base = " ".join(words[:60])
+    rec = lambda t: {"messages": [{"role": "user", "content": t}]}  # noqa: E731
+    assert dd.check(rec(base)) is None
+    assert dd.check(rec(base.replace("w30", "w999"))) == "near_duplicate"
+    assert dd.check(rec(" ".join(words[100:160]))) is None
+    assert dd.check(rec(base.upper() + " !!")) == "duplicate_normalized"
+    assert tokens("用Python写") == ["用", "python", "写"]
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+def _recipe(filters_yaml: str, loader: str = "ultrafeedback") -> str:
+    return f"""name: t
+prompts:
+  - name: a
+    path: x.jsonl
+    loader: {loader}
+    category: instruction
+    filters:
+{filters_yaml}
+models:
+  - name: m
+    path: some/model
+"""
+
+
+def test_filter_schema_is_strict_with_lines():
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(_recipe("      - {type: domian}"), "r.yaml")
+    assert "r.yaml:8: prompts[0].filters[0]" in str(e.value)
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(_recipe("      - {type: dedup, near_treshold: 0.8}"), "r.yaml")
+    assert "near_treshold: unknown key" in str(e.value)
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(_recipe("      - {type: language, min_ratio: 2}"), "r.yaml")
+    assert "min_ratio: must be <= 1" in str(e.value)
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(_recipe("      - {type: domain}", loader="ultrafedback"), "r.yaml")
+    assert "unknown loader 'ultrafedback'" in str(e.value)
+    r = parse_recipe(_recipe("      - {type: decontaminate, files: [b.jsonl]}"), "r.yaml")
+    assert r.prompts[0].filters[0].ngram == 13
+
+
+def test_generic_loader_still_needs_fields():
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(_recipe("      []", loader="generic"), "r.yaml")
+    assert "needs 'fields'" in str(e.value)
+    text = _recipe("      []").replace("    loader: ultrafeedback\n",
+                                        "    loader: ultrafeedback\n    fields: {prompt: q}\n")
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(text, "r.yaml")
+    assert "'fields' applies to the generic loader only" in str(e.value)
+
+
+def test_fusechat3_recipe_validates_and_dry_run_plans_offline(monkeypatch):
+    import datasets
+
+    from fusedata.cli import cli
+
+    def no_network(*a, **k):
+        raise AssertionError("the dry run must not load a dataset")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_network)
+    path = ROOT / "recipes" / "fusechat3.yaml"
+    res = CliRunner().invoke(cli, ["validate", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "8 prompt sources, 6 models" in res.output
+    res = CliRunner().invoke(cli, ["build", str(path), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "stages prompts -> sample -> score -> verify -> select -> export" in out
+    # instruction 80,907 prompts x 5 x 4 + code 16,809 x 8 x 4 + Chinese 9,952 x 1
+    # + math 58,546 x 5 (Qwen2.5-Math); the 405B math answers are imported
+    gens = 80_907 * 5 * 4 + 16_809 * 8 * 4 + 9_952 + 58_546 * 5
+    assert f"estimated generations: {gens:,}" in out
+    assert "imported responses: 58,546" in out
+    assert f"estimated sandbox runs: {16_809 * 8 * 4:,}" in out
+    assert f"estimated math checks: {58_546 * 6:,}" in out
+    assert "qwen2.5-72b-instruct [source, vllm] Qwen/Qwen2.5-72B-Instruct: temp 0.7 top_p 0.8 " \
+           "rep 1.05" in out
