@@ -102,7 +102,7 @@ def build(recipe: Recipe, recipe_path: Path, out: Path | None = None,
         if want("export"):
             from .export import export
 
-            res.files = export(sel, prompts, out_dir)
+            res.files = export(sel, prompts, out_dir, recipe=recipe)
             atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
                               out_dir / "recipe.json")
     res.stages = engine.results

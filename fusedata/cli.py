@@ -143,6 +143,11 @@ def inspect(out: str, examples: int) -> None:
         raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files found")
 
 
+from .publish import push  # noqa: E402
+
+cli.add_command(push)
+
+
 def main() -> None:
     cli()
 
