@@ -143,9 +143,11 @@ def inspect(out: str, examples: int) -> None:
         raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files found")
 
 
+from .export import export_command  # noqa: E402
 from .publish import push  # noqa: E402
 
 cli.add_command(push)
+cli.add_command(export_command)
 
 
 def main() -> None:

@@ -219,9 +219,9 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
                                       "sources": dict(sources)}, indent=1), marker)
     from .card import write_card
 
-    write_card(out_dir, recipe=recipe)
     if "llamafactory" in formats:
         write_llamafactory(out_dir)
+    write_card(out_dir, recipe=recipe)  # last: it mentions dataset_info.json when present
     return {t: [out_dir / f for f in fs] for t, fs in files.items()}
 
 
@@ -262,3 +262,79 @@ def write_llamafactory(out_dir: Path, prefix: str | None = None) -> Path:
     path = out_dir / "dataset_info.json"
     atomic_write_text(json.dumps(info, indent=2) + "\n", path)
     return path
+
+
+# ----------------------------------------------------------------------- re-export a folder
+
+
+def relayout(out_dir: Path) -> list[str]:
+    """Move a pre-Hub export (``OUT/sft/``, ``OUT/dpo/``) into ``OUT/data/``; returns the
+    tables moved.  Files are rewritten with plain Arrow types and the old ones removed."""
+    moved = []
+    files: dict[str, list[str]] = {}
+    sources: dict[str, str] = {}
+    for t in TABLES:
+        new = sorted((out_dir / "data" / t).glob("*.parquet"))
+        old = sorted((out_dir / t).glob("train-*.parquet"))
+        if old and not new:
+            df = pl.read_parquet(old)
+            files[t] = _write_table(df, out_dir, t, max(1, -(-df.height // len(old))))
+            for f in old:
+                f.unlink()
+            try:
+                (out_dir / t).rmdir()
+            except OSError:
+                pass
+            moved.append(t)
+        else:
+            files[t] = [f.relative_to(out_dir).as_posix() for f in new]
+        for f in table_files(out_dir, t):
+            sources.update(pl.read_parquet(f, columns=["source", "source_dataset"]).unique().rows())
+    marker = out_dir / MARKER
+    if moved or not marker.exists():
+        atomic_write_text(json.dumps({"key": None, "files": {t: f for t, f in files.items() if f},
+                                      "sources": dict(sorted(sources.items()))}, indent=1),
+                          marker)
+    return moved
+
+
+def export_folder(out_dir: Path, formats: Iterable[str] = ("hf",)) -> None:
+    """Bring a built ``OUT`` up to date without rebuilding: Hub layout, card, extra formats."""
+    from .card import write_card
+
+    if not any(table_files(out_dir, t) for t in TABLES):
+        raise ValueError(f"{out_dir}: no sft/dpo/wrpo parquet files (data/NAME/ or NAME/)")
+    relayout(out_dir)
+    if "llamafactory" in formats:
+        write_llamafactory(out_dir)
+    write_card(out_dir)
+
+
+def _export_cli() -> Any:
+    import click
+
+    @click.command("export")
+    @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
+                  default=("hf",), show_default=True,
+                  help="hf: the Hub dataset layout and card (always); llamafactory: also "
+                       "dataset_info.json (+ DPO in LLaMA-Factory's pairwise shape).")
+    def export_cmd(out: Path, formats: tuple[str, ...]) -> None:
+        """Refresh a built OUT folder for publishing, without rebuilding.
+
+        Moves an old-layout export (OUT/sft, OUT/dpo) to OUT/data/, re-renders the
+        dataset card OUT/README.md (it picks up OUT/report.json from `fusedata report`)
+        and, with --format llamafactory, writes OUT/dataset_info.json.
+        """
+        try:
+            export_folder(out, formats)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"{out}: card {out / 'README.md'}"
+                   + (f", LLaMA-Factory {out / 'dataset_info.json'}"
+                      if "llamafactory" in formats else ""))
+
+    return export_cmd
+
+
+export_command = _export_cli()
