@@ -276,9 +276,11 @@ def render_card(out: Path, recipe: Any = None) -> str:
         parts.append(f'{c["config_name"]} = datasets.load_dataset("REPO_OR_PATH", '
                      f'"{c["config_name"]}", split="train")')
     parts += ["```", "",
-              "The formats are TRL's conversational ones: `SFTTrainer` takes `sft` and "
-              "`DPOTrainer` takes `dpo` as they are; `score*`, `margin`, `source_model`, "
-              "`category` and `source_dataset` travel along for filtering."]
+              "The formats are TRL's conversational ones.  `DPOTrainer` takes `dpo` as it is.  "
+              "For `SFTTrainer`, drop the plain-text `prompt` column first "
+              "(`sft.remove_columns(\"prompt\")`): TRL reads any `prompt` column as "
+              "prompt-completion data.  `score*`, `margin`, `source_model`, `category` and "
+              "`source_dataset` travel along for filtering."]
     if (out / "dataset_info.json").exists():
         parts += ["", "LLaMA-Factory: point `dataset_dir` at this folder; `dataset_info.json` "
                       "registers the SFT and DPO sets."]
