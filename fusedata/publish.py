@@ -53,6 +53,7 @@ class PushResult:
     url: str
     commit: str | None
     files: int
+    changed: bool = True
 
 
 def _published_files(out: Path) -> list[str]:
@@ -71,7 +72,7 @@ def check_out_dir(out: Path) -> list[str]:
     """The files a push would upload; errors when ``out`` is not a Hub-layout export."""
     if not out.is_dir():
         raise PushError(f"{out}: no such folder")
-    if not any((out / "data" / t).glob("*.parquet") for t in TABLES):
+    if not any(next((out / "data" / t).glob("*.parquet"), None) for t in TABLES):
         legacy = [t for t in TABLES if (out / t).is_dir()]
         hint = (f" (it has the old layout {', '.join(legacy)}/: run `fusedata export {out}` "
                 "to lay it out for the Hub)" if legacy else "")
@@ -167,6 +168,7 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False, revision: str
         if branch != "main":
             api.create_branch(repo_id, repo_type="dataset", branch=branch, exist_ok=True)
         remote = api.list_repo_files(repo_id, repo_type="dataset", revision=branch)
+        head = api.repo_info(repo_id, repo_type="dataset", revision=branch).sha
     except Exception as e:
         raise _explain(e, repo_id, "reading") from None
     foreign = [f for f in remote if f != ".gitattributes"]
@@ -184,8 +186,9 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False, revision: str
         raise
     except Exception as e:
         raise _explain(e, repo_id, "uploading to") from None
-    return PushResult(repo_id=repo_id, revision=branch, url=str(url),
-                      commit=getattr(info, "oid", None), files=len(files))
+    oid = getattr(info, "oid", None)
+    return PushResult(repo_id=repo_id, revision=branch, url=str(url), commit=oid,
+                      files=len(files), changed=oid != head)
 
 
 @click.command("push")
@@ -208,6 +211,6 @@ def push(out: Path, repo_id: str, private: bool, revision: str | None, overwrite
     """
     res = push_folder(out, repo_id, private=private, revision=revision, overwrite=overwrite,
                commit_message=message)
-    click.echo(f"pushed {res.files} files to {res.url} (revision {res.revision}, "
-               f"commit {res.commit or 'unchanged'})")
+    what = f"commit {res.commit}" if res.changed else f"commit {res.commit}, unchanged"
+    click.echo(f"pushed {res.files} files to {res.url} (revision {res.revision}, {what})")
     click.echo(f'load with: datasets.load_dataset("{res.repo_id}", "sft")')

@@ -58,8 +58,8 @@ class FakeHub:
         self.orgs = list(orgs)
         self.repos: dict[str, Repo] = {}
         self.calls: list[Call] = []
-        #: endpoint name ("commit", "preupload", ...) -> list of HTTP statuses to answer
-        #: (one per matching request, consumed in order) instead of handling it
+        #: endpoint name ("commit", "preupload", ...) -> HTTP statuses to answer instead of
+        #: handling the request, one per matching request in order (0: handle it normally)
         self.fail: dict[str, list[int]] = {}
         #: README texts sent to ``/api/validate-yaml``
         self.validated: list[str] = []
@@ -142,10 +142,13 @@ class FakeHub:
             return 401, {"error": "Invalid credentials in Authorization header"}, {
                 "X-Error-Message": "Invalid credentials in Authorization header"}
         segs = path.strip("/").split("/")
+        if segs == ["api", "agent-harnesses"]:  # huggingface_hub's once-a-day registry look-up
+            return 200, {"standardEnvVars": [], "harnesses": {}}, {}
         name = self._endpoint_name(method, segs)
         if name and self.fail.get(name):
             status = self.fail[name].pop(0)
-            return status, {"error": f"injected failure of {name}"}, {}
+            if status:
+                return status, {"error": f"injected failure of {name}"}, {}
         if not authed and name in ("whoami", "create", "preupload", "commit", "branch"):
             return 401, {"error": "authentication required"}, {}
         if name == "whoami":
