@@ -26,6 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+#: a ``fail`` entry that makes the request hang until the hub shuts down (to kill a
+#: client mid-request)
+HANG = -1
+
 
 def git_oid(data: bytes) -> str:
     """The git blob sha1, which huggingface_hub compares to skip unchanged regular files."""
@@ -59,11 +63,13 @@ class FakeHub:
         self.repos: dict[str, Repo] = {}
         self.calls: list[Call] = []
         #: endpoint name ("commit", "preupload", ...) -> HTTP statuses to answer instead of
-        #: handling the request, one per matching request in order (0: handle it normally)
+        #: handling the request, one per matching request in order (0: handle it normally,
+        #: HANG: never answer)
         self.fail: dict[str, list[int]] = {}
         #: README texts sent to ``/api/validate-yaml``
         self.validated: list[str] = []
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -94,6 +100,7 @@ class FakeHub:
 
     def __exit__(self, *exc: Any) -> None:
         assert self._server is not None
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -147,6 +154,13 @@ class FakeHub:
         name = self._endpoint_name(method, segs)
         if name and self.fail.get(name):
             status = self.fail[name].pop(0)
+            if status == HANG:
+                self._lock.release()  # let other requests through while this one hangs
+                try:
+                    self._closing.wait()
+                finally:
+                    self._lock.acquire()
+                return 503, {"error": "fake hub shutting down"}, {}
             if status:
                 return status, {"error": f"injected failure of {name}"}, {}
         if not authed and name in ("whoami", "create", "preupload", "commit", "branch"):

@@ -9,7 +9,12 @@ that the token appears in no captured output, log record or written file.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +23,7 @@ from click.testing import CliRunner
 from fusedata.cli import cli
 from fusedata.publish import _published_files
 
-from .fake_hub import FakeHub
+from .fake_hub import HANG, FakeHub
 from .test_export import _export, _selection
 
 
@@ -132,6 +137,41 @@ def test_interrupted_upload_resumes(hub, tmp_path, monkeypatch):
     assert second.exit_code == 0, second.output
     resent = {f for c in repo.commits[1:] for f in c["added"]}
     assert resent == set(local) - done  # committed files were not sent again
+    assert hub.files("fuse/demo") == local
+
+
+def test_push_killed_mid_upload_resumes(hub, token, tmp_path):
+    """SIGKILL the push process while its 2nd commit is in flight; the re-run finishes
+    the job without re-sending what the 1st commit stored."""
+    out, _ = _export(tmp_path)
+    local = _local_files(out)
+    hub.fail["commit"] = [0, HANG]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_TOKEN=token, HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_DEBUG="1")
+    code = ("import huggingface_hub._upload_pipeline as u; u.COMMIT_SIZE_SCALE = [2] * 10; "
+            "from fusedata.cli import main; main()")
+    p = subprocess.Popen([sys.executable, "-c", code, "push", str(out), "--repo", "fuse/demo"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def commits_seen() -> int:
+        return sum(c.path.endswith("/commit/main") for c in hub.calls)
+
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None and commits_seen() < 2:
+        time.sleep(0.02)
+    assert commits_seen() == 2 and p.poll() is None, "the 2nd commit should be in flight"
+    p.send_signal(signal.SIGKILL)
+    stdout, stderr = p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGKILL
+    repo = hub.repos["fuse/demo"]
+    assert len(repo.commits) == 1
+    done = set(repo.commits[0]["added"])
+    assert token.encode() not in stdout + stderr
+    assert b"<TOKEN>" in stderr  # HF_DEBUG logged the request, with the token masked
+
+    again = _push(str(out), "--repo", "fuse/demo")
+    assert again.exit_code == 0, again.output
+    assert {f for c in repo.commits[1:] for f in c["added"]} == set(local) - done
     assert hub.files("fuse/demo") == local
 
 
