@@ -26,6 +26,7 @@ import yaml
 
 from .engine import atomic_write_text
 from .export import MARKER, TABLES, table_files
+from .export import public_path as _public_path
 
 #: composition columns, in display order
 COMPOSITION_COLUMNS = ("source", "source_dataset", "category", "prompts", "sft", "dpo", "wrpo",
@@ -44,13 +45,6 @@ _DESCRIPTIONS = {
 def _hub_like(s: str) -> bool:
     """True for strings shaped like a Hub dataset id (``org/name``), not a local path."""
     return bool(re.fullmatch(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+", s)) and not Path(s).suffix
-
-
-def _public_path(s: str) -> str:
-    """Hide local filesystem layout (user names, home folders) in what gets published."""
-    if s.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", s) or s.startswith(".."):
-        return f"<local>/{Path(s).name}"
-    return s
 
 
 def _sanitize(obj: Any) -> Any:
@@ -228,8 +222,8 @@ def _models_section(out: Path, recipe: dict[str, Any] | None) -> str:
                 used[m] = used.get(m, 0) + n
     lines = ["| model | role | backend | path | records |", "| --- | --- | --- | --- | --- |"]
     for m in (recipe or {}).get("models", []):
-        lines.append(f"| {m['name']} | {m.get('role', 'source')} | {m.get('backend', '')} | "
-                     f"{_public_path(str(m.get('path', '')))} | {used.get(m['name'], 0)} |")
+        lines.append(f"| {m.get('name', '?')} | {m.get('role', 'source')} | {m.get('backend', '')} | "
+                     f"{_public_path(str(m.get('path', '')))} | {used.get(m.get('name'), 0)} |")
     if not (recipe or {}).get("models"):
         lines += [f"| {m} |  |  |  | {n} |" for m, n in sorted(used.items())]
     rm = (recipe or {}).get("reward_model")

@@ -34,6 +34,7 @@ while the card is re-rendered whenever its inputs (recipe, report) changed.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -57,6 +58,25 @@ def _assistant(col: str) -> pl.Expr:
     return pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(col)))
 
 
+_LOCAL_PATH = r"^(/|~|\.\.|[A-Za-z]:[\\/])"
+
+
+def public_path(s: str) -> str:
+    """A local filesystem path shortened to ``<local>/NAME`` (published files must not
+    reveal home folders or user names); Hub ids and relative paths are kept."""
+    if re.match(_LOCAL_PATH, s):
+        name = re.split(r"[\\/]", s.rstrip("/\\"))[-1]
+        return f"<local>/{name}"
+    return s
+
+
+def _public_path_expr(col: str) -> pl.Expr:
+    c = pl.col(col)
+    return (pl.when(c.str.contains(_LOCAL_PATH))
+            .then(pl.lit("<local>/") + c.str.strip_chars_end("/\\").str.extract(r"([^/\\]+)$"))
+            .otherwise(c))
+
+
 def _join_prompts(table: pl.DataFrame, p: pl.DataFrame, name: str) -> pl.DataFrame:
     """Attach the prompt's messages; a selected record whose prompt is unknown is an error."""
     out = table.join(p, on="prompt_id", how="left")
@@ -74,7 +94,8 @@ def build_tables(sel: Mapping[str, pl.DataFrame], prompts: pl.DataFrame
     ``wrpo`` is produced only when the selection has a non-empty ``wrpo`` table: an
     empty subset would only confuse readers of the card and the Hub viewer.
     """
-    p = prompts.select("prompt_id", "messages", "source_dataset")
+    p = prompts.select("prompt_id", "messages",
+                       source_dataset=_public_path_expr("source_dataset"))
     out: dict[str, pl.DataFrame] = {}
     sft = _join_prompts(sel["sft"], p, "sft")
     out["sft"] = sft.select(
@@ -214,7 +235,8 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
             write_parquet(normalize_drops(drops, p), out_dir / "drops.parquet")
         new = {f for fs in files.values() for f in fs}
         _remove_stale(out_dir, (f for fs in meta.get("files", {}).values() for f in fs), new)
-        sources = (p.select("source", "source_dataset").unique().sort("source").rows())
+        sources = (p.select("source", source_dataset=_public_path_expr("source_dataset"))
+                   .unique().sort("source").rows())
         atomic_write_text(json.dumps({"key": key, "files": files,
                                       "sources": dict(sources)}, indent=1), marker)
     from .card import write_card

@@ -18,8 +18,9 @@ What it does, in order, so every failure has a clear message before any upload:
    Remote ``data/`` files that the new export no longer has are deleted in the same
    commit, so a smaller re-export never leaves stale shards behind.
 
-Only the published files travel: the card, ``data/``, ``drops.parquet``, the recipe,
-the report and the LLaMA-Factory files; never the stage cache (``OUT/.work``).
+Only the published files travel: the card (with the recipe), ``data/``,
+``drops.parquet``, the report and the LLaMA-Factory files; never the stage cache
+(``OUT/.work``) nor ``recipe.json`` (absolute local paths).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from .export import MARKER, TABLES
 
 log = logging.getLogger("fusedata")
 
-#: what a push uploads (fnmatch patterns relative to OUT; ``*`` crosses folders)
-PUBLISHED = ["README.md", "data/*", "drops.parquet", "recipe.json", "report.json", "report.md",
+#: what a push uploads (fnmatch patterns relative to OUT; ``*`` crosses folders).  Not
+#: ``recipe.json``: it holds absolute local paths; the card embeds the recipe with them
+#: shortened to ``<local>/NAME``.
+PUBLISHED = ["README.md", "data/*", "drops.parquet", "report.json", "report.md",
              "dataset_info.json", "llamafactory/*", MARKER]
 #: remote files a push may replace or delete (stale shards of an earlier export)
 MANAGED = ["data/*", "llamafactory/*"]

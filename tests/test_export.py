@@ -246,3 +246,14 @@ def test_llamafactory_dataset_info(tmp_path):
         turns = [m for m in row["prompt"] if m["role"] != "system"]
         assert len(turns) % 2 == 1 and turns[-1]["role"] == "user"
     assert "dataset_info.json" in (out / "README.md").read_text()
+
+
+def test_local_source_paths_are_not_published(tmp_path):
+    prompts = _prompts().with_columns(
+        source_dataset=pl.when(pl.col("source") == "om")
+        .then(pl.lit(str(tmp_path / "home" / "alice" / "math.jsonl")))
+        .otherwise(pl.col("source_dataset")))
+    tables = build_tables(_selection(), prompts)
+    got = {r["source"]: r["source_dataset"] for t in tables.values()
+           for r in t.select("source", "source_dataset").to_dicts()}
+    assert got == {"om": "<local>/math.jsonl", "uf": "openbmb/UltraFeedback"}

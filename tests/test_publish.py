@@ -8,6 +8,7 @@ that the token appears in no captured output, log record or written file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -78,6 +79,8 @@ def test_push_creates_repo_uploads_and_result_loads(hub, tmp_path):
     out, _ = _export(tmp_path)
     (out / ".work" / "sample").mkdir(parents=True)
     (out / ".work" / "sample" / "shard-00000.parquet").write_bytes(b"cache")
+    (out / "recipe.json").write_text(json.dumps({"name": "demo", "models": [
+        {"name": "a", "path": str(tmp_path / "m")}]}))
     res = _push(str(out), "--repo", "fuse/demo", "--private")
     assert res.exit_code == 0, res.output
     assert "pushed 6 files" in res.output and "fuse/demo" in res.output
@@ -93,6 +96,7 @@ def test_push_creates_repo_uploads_and_result_loads(hub, tmp_path):
                               "data/sft/train-00000-of-00001.parquet",
                               "data/wrpo/train-00000-of-00001.parquet", "drops.parquet"]
     assert hub.validated == [remote["README.md"].decode()]
+    assert all(str(tmp_path).encode() not in data for data in remote.values())  # no local paths
     # the repository as uploaded is a loadable dataset
     clone = tmp_path / "clone"
     for rel, data in remote.items():
