@@ -125,13 +125,15 @@ def _explain(err: Exception, repo_id: str, action: str) -> PushError:
     if status == 409:
         return PushError(f"{action} {repo_id}: name clash (HTTP 409){server}; choose another "
                          "--repo")
-    return PushError(f"{action} {repo_id} failed: {type(err).__name__}: {err}. Re-running the "
-                     "same command resumes the upload (committed files are skipped).")
+    hint = (" Re-running the same command resumes the upload (committed files are skipped)."
+            if action == "uploading to" else "")
+    return PushError(f"{action} {repo_id} failed: {type(err).__name__}: {err}.{hint}")
 
 
-def push_folder(out: Path, repo_id: str, *, private: bool = False, revision: str | None = None,
-         token: str | None = None, endpoint: str | None = None, overwrite: bool = False,
-         commit_message: str | None = None) -> PushResult:
+def push_folder(out: Path, repo_id: str, *, private: bool = False,
+                revision: str | None = None, token: str | None = None,
+                endpoint: str | None = None, overwrite: bool = False,
+                commit_message: str | None = None) -> PushResult:
     """Create (if needed) the dataset repo ``repo_id`` and upload ``out`` to it; resumable."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HFValidationError
@@ -171,9 +173,14 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False, revision: str
         if branch != "main":
             api.create_branch(repo_id, repo_type="dataset", branch=branch, exist_ok=True)
         remote = api.list_repo_files(repo_id, repo_type="dataset", revision=branch)
-        head = api.repo_info(repo_id, repo_type="dataset", revision=branch).sha
+        repo_info = api.repo_info(repo_id, repo_type="dataset", revision=branch)
     except Exception as e:
         raise _explain(e, repo_id, "reading") from None
+    head = repo_info.sha
+    if private and repo_info.private is False:
+        raise PushError(f"dataset {repo_id} already exists and is public: --private does not "
+                        "change an existing repo's visibility; make it private on the Hub "
+                        "first, or choose another --repo")
     foreign = [f for f in remote if f != ".gitattributes"]
     if foreign and MARKER not in remote and not overwrite:
         shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")

@@ -203,6 +203,12 @@ def test_error_messages(hub, token, tmp_path, monkeypatch):
     no_write = _push(str(out), "--repo", "acme/data")
     assert no_write.exit_code != 0 and "permission denied" in no_write.output
 
+    # --private never uploads into an existing public repo
+    hub.add_repo("fuse/public", owner="fuse", files={".fusedata-export.json": b"{}"})
+    public = _push(str(out), "--repo", "fuse/public", "--private")
+    assert public.exit_code != 0 and "already exists and is public" in public.output
+    assert not hub.repos["fuse/public"].commits
+
     # a repository fusedata did not create: refuse, then --overwrite
     hub.add_repo("fuse/taken", owner="fuse", files={"README.md": b"# theirs",
                                                     "weights.bin": b"\x00"})
@@ -235,7 +241,7 @@ def test_error_messages(hub, token, tmp_path, monkeypatch):
     from_file = _push(str(out), "--repo", "fuse/from-file")
     assert from_file.exit_code == 0, from_file.output
     assert hub.files("fuse/from-file") == _local_files(out)
-    for r in (bad, denied, no_write, clash, forced, old, wrong, missing, from_file):
+    for r in (bad, denied, no_write, public, clash, forced, old, wrong, missing, from_file):
         assert token not in r.output
 
 
