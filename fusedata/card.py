@@ -255,6 +255,10 @@ def render_card(out: Path, recipe: Any = None) -> str:
                  if i["config_name"] == c["config_name"])
         parts.append(f"* `{c['config_name']}` ({n} records, `{c['data_files'][0]['path']}`): "
                      f"{_DESCRIPTIONS[c['config_name']]}")
+    marker = out / MARKER
+    empty = json.loads(marker.read_text()).get("empty", []) if marker.exists() else []
+    parts += [f"* `{t}`: no records in this build (no config; reasons in `drops.parquet`)"
+              for t in empty]
     parts += ["", "## Composition", ""]
     rep = _report_table(out)
     if rep is not None:

@@ -7,6 +7,7 @@ locally and ``fusedata push OUT --repo ORG/NAME`` publishes it as is::
     OUT/data/sft/train-*.parquet          TRL conversational SFT
     OUT/data/dpo/train-*.parquet          TRL conversational preference (explicit prompt)
     OUT/data/wrpo/train-*.parquet         WRPO triplets (only when selection made any)
+                                          (a set without records gets no files)
     OUT/drops.parquet                     every prompt without a record, with the reason
     OUT/dataset_info.json                 LLaMA-Factory registry (``--format llamafactory``)
     OUT/llamafactory/{dpo}/...            LLaMA-Factory's pairwise shape (same option)
@@ -91,8 +92,8 @@ def build_tables(sel: Mapping[str, pl.DataFrame], prompts: pl.DataFrame
                  ) -> dict[str, pl.DataFrame]:
     """Selection tables (+ prompts) -> the exported record sets, in the agreed column order.
 
-    ``wrpo`` is produced only when the selection has a non-empty ``wrpo`` table: an
-    empty subset would only confuse readers of the card and the Hub viewer.
+    ``wrpo`` is produced only when the selection has a non-empty ``wrpo`` table (a
+    selection without a target model makes none).
     """
     p = prompts.select("prompt_id", "messages",
                        source_dataset=_public_path_expr("source_dataset"))
@@ -229,7 +230,11 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
         sel = {k: v.read() for k, v in selection.items()}
         p = prompts.read()
         tables = build_tables(sel, p)
-        files = {t: _write_table(df, out_dir, t, rows_per_file) for t, df in tables.items()}
+        # an empty set gets no files and no config: `datasets` cannot load a split without
+        # rows (and the Hub viewer shows an error); the card lists it as empty instead
+        files = {t: _write_table(df, out_dir, t, rows_per_file) for t, df in tables.items()
+                 if df.height}
+        empty = [t for t, df in tables.items() if not df.height]
         drops = sel.get("drops")
         if drops is not None:
             write_parquet(normalize_drops(drops, p), out_dir / "drops.parquet")
@@ -237,7 +242,9 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
         _remove_stale(out_dir, (f for fs in meta.get("files", {}).values() for f in fs), new)
         sources = (p.select("source", source_dataset=_public_path_expr("source_dataset"))
                    .unique().sort("source").rows())
-        atomic_write_text(json.dumps({"key": key, "files": files,
+        for t in empty:
+            shutil.rmtree(out_dir / "data" / t, ignore_errors=True)
+        atomic_write_text(json.dumps({"key": key, "files": files, "empty": empty,
                                       "sources": dict(sources)}, indent=1), marker)
     from .card import write_card
 

@@ -257,3 +257,14 @@ def test_local_source_paths_are_not_published(tmp_path):
     got = {r["source"]: r["source_dataset"] for t in tables.values()
            for r in t.select("source", "source_dataset").to_dicts()}
     assert got == {"om": "<local>/math.jsonl", "uf": "openbmb/UltraFeedback"}
+
+
+def test_empty_set_gets_no_files_and_no_config(tmp_path):
+    sel = _selection()
+    sel["sft"] = sel["sft"].clear()  # e.g. every prompt went to DPO
+    out, files = _export(tmp_path, sel=sel)
+    assert sorted(files) == ["dpo", "wrpo"] and not (out / "data" / "sft").exists()
+    assert [c["config_name"] for c in _front_matter(out)["configs"]] == ["dpo", "wrpo"]
+    text = (out / "README.md").read_text()
+    assert "* `sft`: no records in this build" in text
+    assert len(_load(out, "dpo", tmp_path)) == 3
