@@ -250,6 +250,12 @@ def test_token_never_printed_logged_or_written(hub, token, tmp_path, capfd, capl
     import huggingface_hub._upload_pipeline as up
 
     caplog.set_level(logging.DEBUG)
+    # transformers/datasets may have turned propagation off for the huggingface_hub logger:
+    # capture its records directly, at DEBUG
+    for name in ("huggingface_hub", "fusedata"):
+        lg = logging.getLogger(name)
+        monkeypatch.setattr(lg, "level", logging.DEBUG)
+        monkeypatch.setattr(lg, "handlers", [*lg.handlers, caplog.handler])
     out, _ = _export(tmp_path)
     monkeypatch.setattr(up, "COMMIT_SIZE_SCALE", [2] * len(up.COMMIT_SIZE_SCALE))
     hub.fail["commit"] = [0, 507]
