@@ -118,7 +118,8 @@ def _report_table(out: Path) -> tuple[list[str], list[list[Any]]] | None:
     """The composition table from ``OUT/report.json`` (written by ``fusedata report``).
 
     Accepted shapes: a top-level list of row dicts, or a dict holding one under
-    ``composition`` / ``by_source`` / ``sources`` / ``table``.
+    ``composition`` / ``by_source`` / ``sources`` / ``table`` (with an optional
+    ``totals`` dict, rendered as a last ``total`` row): what ``fusedata report`` writes.
     """
     p = out / "report.json"
     if not p.exists():
@@ -133,6 +134,9 @@ def _report_table(out: Path) -> tuple[list[str], list[list[Any]]] | None:
     cols: list[str] = []
     for r in rows:
         cols += [c for c in r if c not in cols]
+    totals = rep.get("totals") if isinstance(rep, dict) else None
+    if isinstance(totals, dict):
+        rows = [*rows, {cols[0]: "total", **{c: v for c, v in totals.items() if c in cols}}]
     return cols, [[r.get(c, "") for c in cols] for r in rows]
 
 

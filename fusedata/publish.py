@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -39,8 +39,10 @@ log = logging.getLogger("fusedata")
 #: what a push uploads (fnmatch patterns relative to OUT; ``*`` crosses folders).  Not
 #: ``recipe.json``: it holds absolute local paths; the card embeds the recipe with them
 #: shortened to ``<local>/NAME``.
-PUBLISHED = ["README.md", "data/*", "drops.parquet", "report.json", "report.md",
+PUBLISHED = ["README.md", "data/*", "drops.parquet", "report.json", "report.md", "report/*",
              "dataset_info.json", "llamafactory/*", MARKER]
+#: text files checked for local paths before they are published
+_TEXT = (".md", ".json", ".txt", ".yaml", ".yml")
 #: remote files a push may replace or delete (stale shards of an earlier export)
 MANAGED = ["data/*", "llamafactory/*"]
 
@@ -57,6 +59,7 @@ class PushResult:
     commit: str | None
     files: int
     changed: bool = True
+    withheld: list[str] = field(default_factory=list)
 
 
 def _published_files(out: Path) -> list[str]:
@@ -69,6 +72,21 @@ def _published_files(out: Path) -> list[str]:
         base = Path(root).relative_to(out)
         rels += [(base / n).as_posix() for n in sorted(names) if not n.startswith(".")]
     return sorted(filter_repo_objects(rels, allow_patterns=PUBLISHED))
+
+
+def withhold_local_paths(out: Path, files: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``files`` into (publishable, withheld): a text file that names the folder
+    OUT lives in (e.g. a report recording ``"out": "/home/alice/runs/x"``) stays home,
+    so a push never reveals local paths or user names."""
+    parent = str(out.resolve().parent)
+    keep, withheld = [], []
+    for rel in files:
+        if rel.endswith(_TEXT) and parent not in ("/", "") and \
+                parent in (out / rel).read_text(encoding="utf-8", errors="replace"):
+            withheld.append(rel)
+        else:
+            keep.append(rel)
+    return keep, withheld
 
 
 def check_out_dir(out: Path) -> list[str]:
@@ -151,7 +169,9 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False,
     check_out_dir(out)
     if (out / MARKER).exists():
         write_card(out)
-    files = _published_files(out)
+    files, withheld = withhold_local_paths(out, _published_files(out))
+    for rel in withheld:
+        log.warning("not uploading %s: it contains a local path (%s)", rel, out.resolve().parent)
     tok = resolve_token(token)
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=tok)
     branch = revision or "main"
@@ -198,7 +218,7 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False,
         raise _explain(e, repo_id, "uploading to") from None
     oid = getattr(info, "oid", None)
     return PushResult(repo_id=repo_id, revision=branch, url=str(url), commit=oid,
-                      files=len(files), changed=oid != head)
+                      files=len(files), changed=oid != head, withheld=withheld)
 
 
 @click.command("push")
@@ -223,4 +243,6 @@ def push(out: Path, repo_id: str, private: bool, revision: str | None, overwrite
                commit_message=message)
     what = f"commit {res.commit}" if res.changed else f"commit {res.commit}, unchanged"
     click.echo(f"pushed {res.files} files to {res.url} (revision {res.revision}, {what})")
+    if res.withheld:
+        click.echo(f"not uploaded (they contain local paths): {', '.join(res.withheld)}")
     click.echo(f'load with: datasets.load_dataset("{res.repo_id}", "sft")')

@@ -174,8 +174,10 @@ def test_card_front_matter_and_composition(tmp_path):
 
 def test_card_uses_report_json_when_present(tmp_path):
     out, _ = _export(tmp_path)
-    report = {"composition": [{"source": "uf", "category": "instruction", "prompts": 6,
-                               "sft": 2, "dpo": 2, "kept_pct": 66.7}]}
+    report = {"out": str(out),
+              "composition": [{"source": "uf", "category": "instruction", "prompts": 6,
+                               "sft": 2, "dpo": 2, "kept_pct": 66.7}],
+              "totals": {"prompts": 6, "sft": 2, "dpo": 2}}
     (out / "report.json").write_text(json.dumps(report))
     res = CliRunner().invoke(cli, ["export", str(out)])
     assert res.exit_code == 0, res.output
@@ -183,6 +185,7 @@ def test_card_uses_report_json_when_present(tmp_path):
     assert "From `report.json`" in text
     assert "| source | category | prompts | sft | dpo | kept_pct |" in text
     assert "| uf | instruction | 6 | 2 | 2 | 66.7 |" in text
+    assert "| total |  | 6 | 2 | 2 |  |" in text
 
 
 def test_reexport_is_idempotent_and_empty_wrpo_is_not_written(tmp_path):

@@ -81,20 +81,27 @@ def test_push_creates_repo_uploads_and_result_loads(hub, tmp_path):
     (out / ".work" / "sample" / "shard-00000.parquet").write_bytes(b"cache")
     (out / "recipe.json").write_text(json.dumps({"name": "demo", "models": [
         {"name": "a", "path": str(tmp_path / "m")}]}))
+    # a report as `fusedata report` writes it: it records the absolute OUT path
+    (out / "report.json").write_text(json.dumps({"out": str(out), "composition": []}))
+    (out / "report").mkdir()
+    (out / "report" / "margins.png").write_bytes(b"\x89PNG")
     res = _push(str(out), "--repo", "fuse/demo", "--private")
     assert res.exit_code == 0, res.output
-    assert "pushed 6 files" in res.output and "fuse/demo" in res.output
+    assert "pushed 7 files" in res.output and "fuse/demo" in res.output
+    assert "not uploaded (they contain local paths): report.json" in res.output
     assert _ops(hub) == ["GET whoami-v2", "POST create", "GET tree", "GET revision", "GET tree",
                          "POST validate-yaml", "POST preupload", "POST commit"]
     assert all(c.authenticated for c in hub.calls if "agent-harnesses" not in c.path)
     repo = hub.repos["fuse/demo"]
     assert repo.private
     remote = hub.files("fuse/demo")
-    assert remote == _local_files(out)  # byte for byte; the stage cache stays home
+    # byte for byte; the stage cache, recipe.json and the report with a local path stay home
+    assert remote == {k: v for k, v in _local_files(out).items() if k != "report.json"}
     assert sorted(remote) == [".fusedata-export.json", "README.md",
                               "data/dpo/train-00000-of-00001.parquet",
                               "data/sft/train-00000-of-00001.parquet",
-                              "data/wrpo/train-00000-of-00001.parquet", "drops.parquet"]
+                              "data/wrpo/train-00000-of-00001.parquet", "drops.parquet",
+                              "report/margins.png"]
     assert hub.validated == [remote["README.md"].decode()]
     assert all(str(tmp_path).encode() not in data for data in remote.values())  # no local paths
     # the repository as uploaded is a loadable dataset
@@ -118,7 +125,8 @@ def test_push_creates_repo_uploads_and_result_loads(hub, tmp_path):
     third = _push(str(out), "--repo", "fuse/demo")
     assert third.exit_code == 0, third.output
     assert repo.commits[-1]["deleted"] == ["data/wrpo/train-00000-of-00001.parquet"]
-    assert hub.files("fuse/demo") == _local_files(out)
+    assert hub.files("fuse/demo") == {k: v for k, v in _local_files(out).items()
+                                      if k != "report.json"}
 
 
 def test_interrupted_upload_resumes(hub, tmp_path, monkeypatch):
