@@ -170,6 +170,9 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False,
     if (out / MARKER).exists():
         write_card(out)
     files, withheld = withhold_local_paths(out, _published_files(out))
+    if "README.md" in withheld:
+        raise PushError(f"{out}/README.md names the local folder {out.resolve().parent}: "
+                        "edit it (or re-run `fusedata export OUT`) before publishing")
     for rel in withheld:
         log.warning("not uploading %s: it contains a local path (%s)", rel, out.resolve().parent)
     tok = resolve_token(token)
