@@ -114,7 +114,7 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
         if want("export"):
             from .export import export
 
-            res.files = export(sel, prompts, out_dir)
+            res.files = export(sel, prompts, out_dir, recipe=recipe)
             atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
                               out_dir / "recipe.json")
             from .report import write_report

@@ -157,6 +157,11 @@ cli.add_command(train)
 from .report import report  # noqa: E402
 
 cli.add_command(report)
+from .export import export_command  # noqa: E402
+from .publish import push  # noqa: E402
+
+cli.add_command(push)
+cli.add_command(export_command)
 
 
 def main() -> None:

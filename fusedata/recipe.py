@@ -463,6 +463,15 @@ class Executor(_Strict):
     resources: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
+class CardSpec(_Strict):
+    """Dataset-card metadata for the published repository (see fusedata.card)."""
+
+    license: str = Field(default="other", description="Hub license id of the released data")
+    pretty_name: str | None = None
+    language: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="extra Hub tags")
+
+
 class Recipe(_Strict):
     name: str = "fusedata"
     description: str = ""
@@ -477,6 +486,7 @@ class Recipe(_Strict):
     verifiers: Verifiers = Field(default_factory=Verifiers)
     selection: Selection = Field(default_factory=Selection)
     executor: Executor = Field(default_factory=Executor)
+    card: CardSpec = Field(default_factory=CardSpec)
     demo: dict[str, Any] | None = Field(
         default=None, description="build random-weight stand-in models (demo recipe only)"
     )

@@ -40,7 +40,7 @@ def _run(recipe: Path, **kw) -> subprocess.Popen:
 def _final(out: Path) -> dict[str, pl.DataFrame]:
     res = {}
     for t in ("sft", "dpo"):
-        res[t] = pl.read_parquet(sorted((out / t).glob("*.parquet")))
+        res[t] = pl.read_parquet(sorted((out / "data" / t).glob("*.parquet")))
     samples = sorted((out / ".work" / "sample").glob("*/shard-*.parquet"))
     res["samples"] = pl.read_parquet(samples).sort("response_id")
     return res
@@ -70,7 +70,7 @@ def test_sigkill_mid_sampling_then_resume_is_identical(tiny_models, tmp_path):
     assert p.returncode == -signal.SIGKILL
     done = list(sample_dir.glob("policy-a-*/_DONE.json"))
     assert not done, "sampling of policy-a must have been interrupted"
-    assert not (out / "sft").exists()
+    assert not (out / "data" / "sft").exists()
 
     p = _run(rec)
     err = p.communicate(timeout=300)[1].decode()
