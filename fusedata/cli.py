@@ -151,17 +151,15 @@ def inspect(out: str, examples: int) -> None:
         raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files found")
 
 
+# Verbs of the stage-specific tools live beside their code.
+from .export import export_command  # noqa: E402
+from .mathcheck.cli import verify_math  # noqa: E402
+from .publish import push  # noqa: E402
+from .report import report  # noqa: E402
 from .train.cli import train  # noqa: E402
 
-cli.add_command(train)
-from .report import report  # noqa: E402
-
-cli.add_command(report)
-from .export import export_command  # noqa: E402
-from .publish import push  # noqa: E402
-
-cli.add_command(push)
-cli.add_command(export_command)
+for _cmd in (export_command, push, report, train, verify_math):
+    cli.add_command(_cmd)
 
 
 def main() -> None:
