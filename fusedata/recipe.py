@@ -508,7 +508,8 @@ class Recipe(_Strict):
             if m.backend == "import":
                 lacking = [p.name for p in self.prompts
                            if (m.sources is None or p.name in m.sources)
-                           and p.fields.response is None]
+                           # family loaders (fields: null) supply their own responses
+                           and p.fields is not None and p.fields.response is None]
                 if lacking:
                     raise ValueError(
                         f"models[{i}] ({m.name}): backend 'import' reads each source's "
