@@ -184,7 +184,8 @@ def _dataset_cell(source: str, dataset: str | None) -> str:
             and not Path(dataset).suffix and dataset.count("/") == 1:
         return f"[{source}](https://huggingface.co/datasets/{dataset})"
     if dataset and dataset != source:
-        return f"{source} (`{Path(dataset).name if dataset.startswith('/') else dataset}`)"
+        local = dataset.startswith(("/", "<local>/"))  # export writes local paths as <local>/NAME
+        return f"{source} (`{Path(dataset).name if local else dataset}`)"
     return source
 
 

@@ -17,7 +17,7 @@ from fusedata.report import write_report
 from fusedata.select import select_tables
 
 _spec = importlib.util.spec_from_file_location(
-    "bench_select", Path(__file__).resolve().parents[1] / "benchmarks" / "select.py")
+    "bench_select", Path(__file__).resolve().parents[1] / "benchmarks" / "selection.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 

@@ -3,7 +3,7 @@
 Each example checks the invariants of the issue (window, one model per pair,
 eligibility, deterministic disjoint split, every prompt accounted for) and
 that the vectorised path agrees with the plain per-prompt loop of
-``benchmarks/select.py`` (an independent rendering of the same rules).
+``benchmarks/selection.py`` (an independent rendering of the same rules).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fusedata.recipe import Selection
 from fusedata.select import VERIFIED, select_tables
 
 _spec = importlib.util.spec_from_file_location(
-    "bench_select", Path(__file__).resolve().parents[1] / "benchmarks" / "select.py")
+    "bench_select", Path(__file__).resolve().parents[1] / "benchmarks" / "selection.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 

@@ -7,8 +7,8 @@ through both implementations of the same rules; the outputs are asserted
 equal, both times are printed, and the last line is ``ratio: X``
 (baseline seconds / polars seconds).
 
-    python benchmarks/select.py              # full size
-    python benchmarks/select.py --prompts 20000
+    python benchmarks/selection.py              # full size
+    python benchmarks/selection.py --prompts 20000
 
 The loop baseline (:func:`reference_select`) is written plainly from the rules
 in ``fusedata/select.py``'s docstring; the tests also use it as an oracle.
