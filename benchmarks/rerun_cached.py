@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def digest(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.glob("*/*.parquet"))}
+    """Content of every published file (data sets, drops, card, report), not the cache."""
+    files = [p for p in sorted(out.rglob("*")) if p.is_file() and ".work" not in p.parts]
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def main() -> None:

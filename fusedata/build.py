@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine import Dataset, Engine, StageResult, atomic_write_text
+from .engine import Dataset, Engine, StageResult, atomic_write_text, stable_hash
 from .recipe import Recipe
 
 log = logging.getLogger("fusedata")
@@ -117,9 +117,7 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
             res.files = export(sel, prompts, out_dir, recipe=recipe)
             atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
                               out_dir / "recipe.json")
-            from .report import write_report
-
-            write_report(out_dir)
+            _report_and_card(out_dir, recipe)
     res.stages = engine.results
     res.seconds = time.perf_counter() - t0
     return res
@@ -131,6 +129,28 @@ def _filters_text(src) -> str:
         d = f.model_dump(exclude={"type"}, exclude_defaults=True)
         parts.append(f.type + (f"({', '.join(f'{k}={v}' for k, v in d.items())})" if d else ""))
     return ", ".join(parts)
+
+
+def _report_and_card(out_dir: Path, recipe: Recipe) -> None:
+    """Write the report, then the card that embeds its table; skipped when nothing changed.
+
+    Keyed by the export marker and the recipe, so a cached re-run does not pay for
+    matplotlib and the histograms.
+    """
+    from .export import MARKER
+
+    key = stable_hash({"export": (out_dir / MARKER).read_text(),
+                       "recipe": recipe.model_dump(mode="json"), "version": 1})
+    marker = out_dir / ".fusedata-report.json"
+    if (marker.exists() and json.loads(marker.read_text()).get("key") == key
+            and (out_dir / "report.json").exists() and (out_dir / "README.md").exists()):
+        return
+    from .card import write_card
+    from .report import write_report
+
+    write_report(out_dir)
+    write_card(out_dir, recipe=recipe)  # the card embeds the report's composition table
+    atomic_write_text(json.dumps({"key": key}), marker)
 
 
 def plan(recipe: Recipe, recipe_path: Path) -> str:

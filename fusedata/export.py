@@ -223,9 +223,11 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
     marker = out_dir / MARKER
     meta: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
     files: dict[str, list[str]] | None = None
+    cached = False
     if meta.get("key") == key and all((out_dir / f).exists()
                                       for fs in meta["files"].values() for f in fs):
         files = meta["files"]
+        cached = True
     else:
         sel = {k: v.read() for k, v in selection.items()}
         p = prompts.read()
@@ -250,7 +252,10 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
 
     if "llamafactory" in formats:
         write_llamafactory(out_dir)
-    write_card(out_dir, recipe=recipe)  # last: it mentions dataset_info.json when present
+    if not cached or formats or not (out_dir / "README.md").exists():
+        # last: it mentions dataset_info.json when present.  A cached export keeps its
+        # card (the build re-renders it only when the report or the recipe changed).
+        write_card(out_dir, recipe=recipe)
     return {t: [out_dir / f for f in fs] for t, fs in files.items()}
 
 
