@@ -194,8 +194,8 @@ class TransformersOptions(_Strict):
 
     continuous_batching: Literal["auto", "on", "off"] = Field(
         default="auto",
-        description="transformers' generate_batch (paged attention); auto: on CUDA only "
-                    "(on CPU padded generate is faster)",
+        description="transformers' generate_batch (paged attention); auto: padded generate "
+                    "(faster in our measurements on CPU and on an H100; see backends/hf.py)",
     )
 
 

@@ -7,8 +7,10 @@ from fusedata.recipe import ModelSpec
 
 
 def _spec(path, cb: str) -> ModelSpec:
+    # device cpu: these tests describe the CPU behaviour, also on a host with a GPU
     return ModelSpec.model_validate({
-        "name": "m", "path": str(path), "transformers": {"continuous_batching": cb},
+        "name": "m", "path": str(path), "device": "cpu",
+        "transformers": {"continuous_batching": cb},
         "sampling": {"temperature": 0.8, "top_p": 0.95, "max_tokens": 8, "seed": 1}})
 
 

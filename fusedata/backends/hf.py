@@ -8,12 +8,14 @@ call via ``num_return_sequences``), and each batch is seeded from the recipe
 seed and the prompt ids in it, so results do not depend on which shard or run
 produced them.
 
-Continuous batching: with ``transformers: {continuous_batching: on}`` (or
-``auto`` on CUDA) each group of prompts sharing ``n`` goes to transformers'
-``generate_batch`` (paged attention, requests scheduled as slots free up)
-instead of padded batches.  ``auto`` keeps padded ``generate`` on CPU, where
-it measured ~8x faster than the paged path on a tiny model
-(``benchmarks/sampling_cpu.py --cb on``).  The paged path applies the recipe's
+Continuous batching: with ``transformers: {continuous_batching: on}`` each
+group of prompts sharing ``n`` goes to transformers' ``generate_batch`` (paged
+attention, requests scheduled as slots free up) instead of padded batches.
+``auto`` (the default) currently means padded ``generate`` everywhere: on CPU
+padded measured ~8x faster than the paged path on a tiny model
+(``benchmarks/sampling_cpu.py --cb on``), and on an H100 with transformers 5.17
+the paged path returned incomplete results and fell back, 39x slower in all
+(``benchmarks/sampling_gpu_check.py``).  For real GPU throughput use vLLM.  The paged path applies the recipe's
 sampling fields only (temperature, top_p, top_k, repetition_penalty, eos), not
 extra logits processors from the model's own ``generation_config``.  A model that does
 not support continuous batching, or a group whose results come back
@@ -86,7 +88,7 @@ class TransformersSampler(Sampler):
         self.max_positions = getattr(self.model.config, "max_position_embeddings", None)
         cb = self.opts.continuous_batching
         self.use_cb = hasattr(self.model, "generate_batch") and (
-            cb == "on" or (cb == "auto" and self.device.startswith("cuda")))
+            cb == "on")  # auto: padded (see the module docstring for the measurements)
         if cb == "on" and not self.use_cb:
             log.warning("model %s: this transformers has no generate_batch; using padded "
                         "generate", self.spec.name)
@@ -188,22 +190,13 @@ class TransformersSampler(Sampler):
             else:
                 gc.do_sample, gc.temperature, gc.top_p, gc.top_k = False, None, None, None
             self._seed(idx, requests, torch)
-            kw: dict[str, Any] = {}
-            if not self.device.startswith("cuda"):
-                # transformers sizes the paged KV cache from free memory (meant for a GPU);
-                # on a shared CPU host ask for exactly what this group needs instead
-                from transformers import ContinuousBatchingConfig
-
-                page = 256
-                need = sum(-(-(len(x) + sp.max_tokens) // page) for x in ids) * greedy_n
-                kw["continuous_batching_config"] = ContinuousBatchingConfig(
-                    page_size=page, num_blocks=need + 4)
             try:
+                kw = self._cb_kwargs(ids, greedy_n)
                 # no inference_mode here: generate_batch runs its own thread, and tensors
                 # made under inference_mode break its in-place cache resets
                 out = self.model.generate_batch(ids, generation_config=gc, progress_bar=False,
                                                 **kw)
-            except Exception as e:  # model without paged-attention support, etc.
+            except Exception as e:  # model without paged-attention support, older API, ...
                 log.warning("model %s: continuous batching failed (%s); padded generate",
                             self.spec.name, e)
                 leftover += idx
@@ -223,6 +216,29 @@ class TransformersSampler(Sampler):
                         for o in groups[pid]]
                 results[i] = gens if greedy_n == n else gens * n
         return leftover
+
+    def _cb_kwargs(self, ids: list[list[int]], greedy_n: int) -> dict[str, Any]:
+        """Paged-cache sizing for ``generate_batch`` on CPU.
+
+        transformers sizes the paged KV cache from free memory (meant for a GPU); on a
+        shared CPU host ask for exactly what this group needs.  Only the fields this
+        transformers version's ``ContinuousBatchingConfig`` accepts are passed (the
+        class changed across 5.x releases).
+        """
+        if self.device.startswith("cuda"):
+            return {}
+        import inspect
+
+        from transformers import ContinuousBatchingConfig
+
+        page = 256
+        need = sum(-(-(len(x) + self.spec.sampling.max_tokens) // page) for x in ids) * greedy_n
+        accepted = inspect.signature(ContinuousBatchingConfig).parameters
+        want = {"page_size": page, "num_blocks": need + 4}
+        if not set(want) <= set(accepted):
+            raise TypeError("this transformers' ContinuousBatchingConfig cannot size the "
+                            f"cache (accepts {sorted(accepted)[:8]}...)")
+        return {"continuous_batching_config": ContinuousBatchingConfig(**want)}
 
     def _run_batch(self, idx: list[int], requests: list[Request], texts: dict[int, str],
                    results: list, torch: Any) -> None:
