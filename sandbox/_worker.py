@@ -186,9 +186,15 @@ def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce
         uid = cfg["uid"]
         os.setsid()
         if cfg["isolation"]:
+            # A virtualenv that lives under /tmp (e.g. a CI clone) disappears under the
+            # job's private /tmp below: point sys.executable at the real interpreter
+            # (inside the bound base installation) so jobs can still start Python.
+            real_exe = os.path.realpath(sys.executable)
             L.unshare(L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS)
             L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
                     f"size={cfg['disk_mb']}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}")
+            if not os.path.exists(sys.executable) and os.path.exists(real_exe):
+                sys.executable = real_exe
             L.mount("proc", "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
             workdir = "/tmp"
         null = os.open("/dev/null", os.O_RDONLY)

@@ -39,8 +39,9 @@ def test_demo_output_loads_by_config_and_card_renders_composition(built):
     n_sft, n_dpo = (pl.read_parquet(res.files[t]).height for t in ("sft", "dpo"))
     n_drop = (pl.read_parquet(out / "drops.parquet")
               .filter(pl.col("split").is_in(["sft", "dpo"]))["prompt_id"].n_unique())
-    # 24 prompts, each in sft, dpo or drops
-    assert f"| total |  |  | 24 | {n_sft} | {n_dpo} | 0 | {n_drop} |" in card
+    # 24 prompts, each in sft, dpo or drops; the build renders the card from report.json
+    assert f"| total |  | 24 | {n_sft} | {n_dpo} | 0 | {n_drop} |  |" in card
+    assert "From `report.json`" in card
     assert "## Recipe" in card and "policy-a" in card
 
 
