@@ -28,7 +28,7 @@ import os
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -88,11 +88,6 @@ class Dataset:
         if not self.files:
             return 0
         return int(self.scan().select(pl.len()).collect().item())
-
-    @staticmethod
-    def concat(parts: Sequence[Dataset]) -> Dataset:
-        files = tuple(f for p in parts for f in p.files)
-        return Dataset(files, stable_hash([p.key for p in parts]))
 
 
 class Stage(ABC):

@@ -86,6 +86,3 @@ def prompt_id(messages: list[dict[str, str]]) -> str:
 def response_id(pid: str, model: str, sample_idx: int) -> str:
     return hashlib.sha256(f"{pid}\x00{model}\x00{sample_idx}".encode()).hexdigest()[:32]
 
-
-def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    return pl.DataFrame(schema=schema)
