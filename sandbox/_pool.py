@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sandbox import _worker
+from sandbox._split import split_job
 
 VERDICTS = ("passed", "failed", "timeout", "memory", "syntax_error", "static_error",
             "sandbox_error")
@@ -311,7 +312,8 @@ class SandboxPool:
                         if line and jid is None:
                             v["line"] = line  # lets the CLI resume past id-less lines
                     else:
-                        v = w.run(job)
+                        sent, held = split_job(job)  # expected values stay here
+                        v = _worker.judge(job, held, w.run(sent))
                         v["id"] = job["id"]
                     out.put((idx, v))
             except BaseException as e:  # noqa: BLE001 - surfaced in the consumer

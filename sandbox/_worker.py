@@ -22,6 +22,7 @@ import gc
 import json
 import math
 import os
+import re
 import resource
 import secrets
 import select
@@ -35,6 +36,7 @@ from typing import Any
 
 from sandbox import _harness
 from sandbox import _linux as L
+from sandbox._plain import decode, to_plain
 
 PRELOAD = (
     "collections", "heapq", "itertools", "functools", "math", "cmath", "re", "bisect",
@@ -353,7 +355,7 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
         shutil.rmtree(workdir, ignore_errors=True)
     oom = _oom_kills() > oom_before
     v = _verdict(job, cfg, nonce, status, timed_out, elapsed, cpu, bufs, totals, timeout)
-    if oom and v["verdict"] in ("failed", "timeout"):
+    if oom and v["verdict"] in ("failed", "timeout", "sandbox_error"):
         v["verdict"] = "memory"
         v["detail"] = f"out of memory: the job's processes together exceeded the " \
                       f"{_CG['current'] >> 20} MiB cgroup limit ({v['detail']})"
@@ -395,8 +397,11 @@ def _tail(b: bytes, n: int = 1000) -> str:
 def _verdict(job: dict[str, Any], cfg: dict[str, Any], nonce: str, status: int,
              timed_out: bool, elapsed: float, cpu: float, bufs: list[bytearray],
              totals: list[int], timeout: float) -> dict[str, Any]:
+    """The verdict as far as the worker can tell.  Values the job reported (case results,
+    assertion operands) are passed on in ``_records`` for :func:`judge`, which runs in the
+    runner: only the runner holds the expected values."""
     recs = _records(bytes(bufs[2]), nonce)
-    final = next((r for r in recs if r.get("kind") != "progress"), None)
+    final = next((r for r in recs if r.get("kind") not in ("progress", "check")), None)
     at = next((r["at"] for r in reversed(recs) if r.get("kind") == "progress"), None)
     truncated = totals[0] > cfg["output_cap"] or totals[1] > cfg["output_cap"]
     v: dict[str, Any] = {"id": job.get("id"), "elapsed_s": round(elapsed, 4),
@@ -419,10 +424,9 @@ def _verdict(job: dict[str, Any], cfg: dict[str, Any], nonce: str, status: int,
                      error_type="EarlyExit", message=how)
     else:
         kind = final.get("kind")
-        if kind == "results":
-            v.update(_compare(job, final.get("results") or []))
-        elif kind in ("passed", "failed", "memory", "syntax_error", "static_error",
-                      "sandbox_error"):
+        if kind in ("results", "done"):
+            v.update(verdict="pending", detail="")
+        elif kind in ("failed", "memory", "syntax_error", "static_error", "sandbox_error"):
             v["verdict"] = kind
             v["detail"] = str(final.get("detail", ""))[:1000]
             for k in ("failed_test", "error_type", "message"):
@@ -430,13 +434,106 @@ def _verdict(job: dict[str, Any], cfg: dict[str, Any], nonce: str, status: int,
                     v[k] = final[k]
         else:
             v.update(verdict="sandbox_error", detail=f"unknown harness record {kind!r}")
-    if v["verdict"] != "passed":
-        v["stdout"] = _tail(bytes(bufs[0]))
-        v["stderr"] = _tail(bytes(bufs[1]))
+    v["_records"] = recs
+    v["_tails"] = [_tail(bytes(bufs[0])), _tail(bytes(bufs[1]))]
     if truncated:
-        v["detail"] += f" [output truncated: {totals[0]}+{totals[1]} bytes, kept " \
-                       f"{cfg['output_cap']} per stream]"
+        v["_truncated"] = f" [output truncated: {totals[0]}+{totals[1]} bytes, kept " \
+                          f"{cfg['output_cap']} per stream]"
     return v
+
+
+_STMT = re.compile(r"\bstatement (\d+)\b")
+
+
+def judge(job: dict[str, Any], held: Any, v: dict[str, Any]) -> dict[str, Any]:
+    """Runner side: finish a worker's verdict with the values only the runner holds.
+
+    ``job`` is the original job (with expected outputs), ``held`` the
+    :class:`sandbox._split.TestSplit` for ``test`` jobs (None otherwise).  A failing split
+    assertion reported before anything else went wrong makes the job ``failed``; a ``done``
+    job passes only when every required assertion was reported and held.
+    """
+    from sandbox._split import apply_check  # runner-only import
+
+    recs = v.pop("_records", [])
+    tails = v.pop("_tails", ["", ""])
+    trunc = v.pop("_truncated", "")
+    try:
+        if held is not None:
+            _judge_checks(v, recs, held, apply_check)
+        elif v["verdict"] == "pending":
+            final = next(r for r in recs if r.get("kind") == "results")
+            v.update(_compare(job, _decode_results(final.get("results"), "stdin_cases" in job)))
+    except (ValueError, TypeError, KeyError, StopIteration, RecursionError) as e:
+        v.update(verdict="failed", detail=f"malformed report from the job: {e}",
+                 error_type="BadReport", message=str(e)[:300])
+    if v["verdict"] == "pending":
+        v.update(verdict="sandbox_error", detail="job finished without a judgeable report")
+    if held is not None:
+        v["detail"] = _STMT.sub(lambda m: held.labels.get(m.group(0), m.group(0)), v["detail"])
+        at = v.get("failed_test")
+        if isinstance(at, str) and at in held.labels:
+            v["failed_test"] = int(at.split()[1])
+    if v["verdict"] != "passed":
+        v["stdout"], v["stderr"] = tails
+    v["detail"] += trunc
+    return v
+
+
+def _judge_checks(v: dict[str, Any], recs: list[dict[str, Any]], held: Any,
+                  apply_check: Any) -> None:
+    at = None
+    seen: set[int] = set()
+    for r in recs:
+        kind = r.get("kind")
+        if kind == "progress":
+            at = r.get("at")
+        elif kind == "check":
+            k = r.get("k")
+            if type(k) is not int or not 0 <= k < len(held.checks):
+                raise ValueError(f"unknown check {k!r}")
+            chk = held.checks[k]
+            ok, msg = apply_check(chk, decode(r.get("v")))
+            seen.add(k)
+            if not ok:
+                where = at or "test code"
+                if f"(line {chk.line}:" not in held.labels.get(at, ""):
+                    where += f", line {chk.line} ({chk.src[:80]})"
+                v.update(verdict="failed", failed_test=at, error_type="AssertionError",
+                         message=msg[:300], detail=f"{where}: AssertionError: {msg}"[:1000])
+                return
+        elif kind != "done":
+            return  # a failure record: the worker's verdict stands
+    if v["verdict"] != "pending":
+        return
+    missing = [k for k, c in enumerate(held.checks) if c.required and k not in seen]
+    if missing:
+        c = held.checks[missing[0]]
+        v.update(verdict="failed", failed_test=None, error_type="Incomplete", message="",
+                 detail=f"assertion at line {c.line} ({c.src[:80]}) was never checked")
+        return
+    count = next((r.get("count") for r in recs if r.get("kind") == "done"), 0)
+    v.update(verdict="passed", detail=f"all {count} tests passed", checks=len(seen))
+    reasons = list(held.in_process) + [
+        f"line {c.line}: assertion not reached unconditionally" for c in held.checks
+        if not c.required] + [f"line {c.line}: a value computed in the job decides "
+                              f"({c.op}{' held literal' if c.held else ''})"
+                              for c in held.checks if not c.strong]
+    v["judged"] = "in_process" if reasons else "outside"
+    if reasons:
+        v["in_process"] = reasons[:5]
+
+
+def _decode_results(raw: Any, stdin_mode: bool) -> list[Any]:
+    """Job-reported case results -> the plain JSON form :func:`_compare` expects."""
+    out = []
+    for r in decode(raw):
+        if type(r) is not dict:
+            raise ValueError("case result is not an object")
+        if "value" in r and not stdin_mode:
+            r = {"value": to_plain(r["value"])}
+        out.append(r)
+    return out
 
 
 def values_equal(got: Any, want: Any) -> bool:
@@ -468,7 +565,14 @@ def _short_json(x: Any, n: int = 200) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
 
+def _case_matches(job: dict[str, Any], want: Any, got: Any) -> bool:
+    """Compare one expected/got pair of the ``cases`` format (both plain JSON data).  The one
+    place a comparison mode would plug in; runs in the runner, never in a job."""
+    return values_equal(got, want)
+
+
 def _compare(job: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Judge decoded case results against the original job's expected outputs (runner)."""
     stdin_mode = "stdin_cases" in job
     cases = job["stdin_cases"] if stdin_mode else job["cases"]
     label = "stdin case" if stdin_mode else "case"
@@ -497,7 +601,7 @@ def _compare(job: dict[str, Any], results: list[Any]) -> dict[str, Any]:
                 return {"verdict": verdict, "failed_test": i, "error_type": et, "message": msg,
                         "detail": f"{label} {i}: {et}" + (f": {msg}" if msg else "")}
             got, want = r["value"], case.get("output")
-            if not values_equal(got, want):
+            if not _case_matches(job, want, got):
                 return {"verdict": "failed", "failed_test": i, "error_type": "WrongAnswer",
                         "message": f"expected {_short_json(want)}, got {_short_json(got)}",
                         "detail": f"{label} {i}: expected {_short_json(want)}, "
