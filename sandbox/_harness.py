@@ -417,7 +417,7 @@ def _run_assert_tests(rep: _Reporter, ns: dict[str, Any], plan: _TestPlan) -> No
     count = 0
     for i, (s, co) in enumerate(stmts):
         label = f"statement {i + 1}"
-        rep.emit({"kind": "progress", "at": label})
+        rep.emit({"kind": "progress", "at": label, "test": i + 1})
         try:
             exec(co, ns)
         except BaseException as e:  # noqa: BLE001 - SystemExit from the solution is a failure
@@ -433,7 +433,7 @@ def _run_assert_tests(rep: _Reporter, ns: dict[str, Any], plan: _TestPlan) -> No
             rep.finish({"kind": "failed", "failed_test": name, "error_type": "Tampering",
                         "detail": f"test function {name!r} is missing", "message": name})
         label = f"test function {name}"
-        rep.emit({"kind": "progress", "at": label})
+        rep.emit({"kind": "progress", "at": label, "test": name})
         try:
             _call_test(fn, is_async)
         except BaseException as e:  # noqa: BLE001
@@ -448,7 +448,25 @@ def _run_assert_tests(rep: _Reporter, ns: dict[str, Any], plan: _TestPlan) -> No
         if not is_case and not name.startswith("Test"):
             continue  # neither unittest nor pytest would collect it
         count += _run_class(rep, cls, name, methods, is_case)
+    tampered = _tampered(used)
+    if tampered:
+        rep.finish({"kind": "failed", "failed_test": None, "error_type": "Tampering",
+                    "detail": f"{tampered} changed while the tests ran", "message": tampered})
     rep.finish({"kind": "done", "count": count})
+
+
+def _tampered(used: set[str]) -> str | None:
+    """Re-check, after the tests, what non-assertion test code relied on: a thread left
+    running by the solution could have re-patched it after the restore.  (Only a guard for
+    in-process parts; split assertions are judged by the runner.)"""
+    for mod_name in ("builtins", *sorted(used & _MOD_SNAPSHOT.keys())):
+        mod, snap = _MOD_SNAPSHOT[mod_name]
+        d = mod.__dict__
+        for attr in used:
+            v = snap.get(attr, _MISSING)
+            if v is not _MISSING and d.get(attr, _MISSING) is not v:
+                return f"{mod_name}.{attr}"
+    return None
 
 
 def _run_class(rep: _Reporter, cls: type, name: str, methods: list[tuple[str, bool]],
@@ -458,14 +476,14 @@ def _run_class(rep: _Reporter, cls: type, name: str, methods: list[tuple[str, bo
     skip is a failure like any other exception."""
     label = f"test class {name}"
     if is_case:
-        rep.emit({"kind": "progress", "at": label})
+        rep.emit({"kind": "progress", "at": label, "test": name})
         try:
             cls.setUpClass()  # type: ignore[attr-defined]
         except BaseException as e:  # noqa: BLE001
             rep.finish(_fail_record(label, e, name))
     for meth, is_async in methods:
         label = f"{name}.{meth}"
-        rep.emit({"kind": "progress", "at": label})
+        rep.emit({"kind": "progress", "at": label, "test": label})
         try:
             inst = cls(meth) if is_case else cls()
             if is_case:

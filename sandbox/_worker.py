@@ -355,10 +355,8 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
         shutil.rmtree(workdir, ignore_errors=True)
     oom = _oom_kills() > oom_before
     v = _verdict(job, cfg, nonce, status, timed_out, elapsed, cpu, bufs, totals, timeout)
-    if oom and v["verdict"] in ("failed", "timeout", "sandbox_error"):
-        v["verdict"] = "memory"
-        v["detail"] = f"out of memory: the job's processes together exceeded the " \
-                      f"{_CG['current'] >> 20} MiB cgroup limit ({v['detail']})"
+    if oom:
+        v["_oom_mb"] = _CG["current"] >> 20  # judged with the rest in the runner
     return v
 
 
@@ -469,6 +467,11 @@ def judge(job: dict[str, Any], held: Any, v: dict[str, Any]) -> dict[str, Any]:
                  error_type="BadReport", message=str(e)[:300])
     if v["verdict"] == "pending":
         v.update(verdict="sandbox_error", detail="job finished without a judgeable report")
+    oom_mb = v.pop("_oom_mb", None)
+    if oom_mb and v["verdict"] in ("failed", "timeout", "sandbox_error"):
+        v["verdict"] = "memory"
+        v["detail"] = f"out of memory: the job's processes together exceeded the " \
+                      f"{oom_mb} MiB cgroup limit ({v['detail']})"
     if held is not None:
         v["detail"] = _STMT.sub(lambda m: held.labels.get(m.group(0), m.group(0)), v["detail"])
         at = v.get("failed_test")
@@ -482,12 +485,12 @@ def judge(job: dict[str, Any], held: Any, v: dict[str, Any]) -> dict[str, Any]:
 
 def _judge_checks(v: dict[str, Any], recs: list[dict[str, Any]], held: Any,
                   apply_check: Any) -> None:
-    at = None
+    at = test = None
     seen: set[int] = set()
     for r in recs:
         kind = r.get("kind")
         if kind == "progress":
-            at = r.get("at")
+            at, test = r.get("at"), r.get("test")
         elif kind == "check":
             k = r.get("k")
             if type(k) is not int or not 0 <= k < len(held.checks):
@@ -499,7 +502,7 @@ def _judge_checks(v: dict[str, Any], recs: list[dict[str, Any]], held: Any,
                 where = at or "test code"
                 if f"(line {chk.line}:" not in held.labels.get(at, ""):
                     where += f", line {chk.line} ({chk.src[:80]})"
-                v.update(verdict="failed", failed_test=at, error_type="AssertionError",
+                v.update(verdict="failed", failed_test=test, error_type="AssertionError",
                          message=msg[:300], detail=f"{where}: AssertionError: {msg}"[:1000])
                 return
         elif kind != "done":

@@ -20,7 +20,7 @@ import pytest
 
 import sandbox
 from sandbox import SandboxPool, SandboxUnavailableError, _pool, run_jobs
-from sandbox._harness import to_plain
+from sandbox._plain import to_plain
 from sandbox._worker import normalize_output, values_equal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -518,7 +518,7 @@ def test_formats_correct_and_subtly_wrong(isolation: bool) -> None:
     assert "median([4, 1, 2, 3]) == 2.5" in v["assert_bad"]["detail"]
     assert v["cases_bad"]["detail"].startswith("case 0: expected [0, 1], got null")
     assert v["cases_raises"]["error_type"] == "ZeroDivisionError"
-    assert "unsupported return type E" in v["cases_custom_obj"]["detail"]
+    assert "unsupported type E" in v["cases_custom_obj"]["detail"]
     assert v["stdin_bad"]["failed_test"] == 0 and "wrong output" in v["stdin_bad"]["detail"]
     assert "exit code 3" in v["stdin_crash"]["detail"]
     assert "undefined name 'helper'" in v["undefined"]["detail"]
