@@ -142,21 +142,29 @@ def isolate_worker(stage: str) -> int:
 
 
 _CG: dict[str, Any] = {}
+_JOBS = [0]
+UIDS_PER_WORKER = 1 << 16
 
 
 def _join_cgroup(cfg: dict[str, Any]) -> None:
-    """Move the worker (hence every job it forks) into its memory cgroup and keep fds to the
-    files needed later, because the cgroup filesystem is not visible after pivot_root."""
+    """Move the worker into its own (unlimited) memory cgroup and keep fds to the files of
+    the *job* cgroup below it, because the cgroup filesystem is not visible after pivot_root.
+
+    Why two levels: each job moves itself into ``<worker>/job``, which carries the limit, so
+    an out-of-memory job (memfd or tmpfs pages count too: they are charged to the writer's
+    cgroup) can only ever get its own processes OOM-killed, never the worker."""
     cg = cfg["cgroup"]
     with open(cg + "/cgroup.procs", "w") as f:
         f.write(str(os.getpid()))
-    _CG["oom"] = os.open(cg + "/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
-    _CG["limit"] = os.open(cg + "/memory.limit_in_bytes", os.O_WRONLY | os.O_CLOEXEC)
+    job = cg + "/job"
+    _CG["oom"] = os.open(job + "/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+    _CG["limit"] = os.open(job + "/memory.limit_in_bytes", os.O_WRONLY | os.O_CLOEXEC)
+    _CG["procs"] = os.open(job + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
     _CG["current"] = cfg["cgroup_mb"] << 20
 
 
 def _oom_kills() -> int:
-    """Cumulative OOM kills in the worker's cgroup (0 without a cgroup)."""
+    """Cumulative OOM kills in the job cgroup (0 without a cgroup)."""
     if "oom" not in _CG:
         return 0
     for line in os.pread(_CG["oom"], 4096, 0).decode().splitlines():
@@ -182,10 +190,11 @@ def _set_cgroup_limit(job: dict[str, Any], cfg: dict[str, Any]) -> None:
 
 
 def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce: str,
-           fds: tuple[int, int, int], workdir: str | None) -> None:
+           fds: tuple[int, int, int], workdir: str | None, uid: int) -> None:
     """Runs in the forked job process: finish confinement, drop privileges, run harness."""
     try:
-        uid = cfg["uid"]
+        if "procs" in _CG:
+            os.write(_CG["procs"], b"0")  # into the limited job cgroup, away from the worker
         os.setsid()
         if cfg["isolation"]:
             # A virtualenv that lives under /tmp (e.g. a CI clone) disappears under the
@@ -193,6 +202,9 @@ def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce
             # (inside the bound base installation) so jobs can still start Python.
             real_exe = os.path.realpath(sys.executable)
             L.unshare(L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS)
+            # Never rely on the worker having made "/" private: without this a mount below
+            # could propagate to the host.
+            L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
             L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
                     f"size={cfg['disk_mb']}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}")
             if not os.path.exists(sys.executable) and os.path.exists(real_exe):
@@ -226,6 +238,8 @@ def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce
         L.join_new_session_keyring()  # do not possess the worker's (root's) keyrings
         # If the worker dies the job must die too (set after setuid, which clears it).
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if cfg["isolation"]:
+            L.install_seccomp()  # last: the calls above are on its deny-list
         os.chdir(workdir or "/")
         os.environ.clear()
         os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir or "/tmp",
@@ -263,7 +277,13 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
             fcntl.fcntl(r, F_SETPIPE_SZ, 1 << 20)
         except OSError:
             pass
-    workdir = None if cfg["isolation"] else tempfile.mkdtemp(prefix="sandbox-job-")
+    # Without isolation jobs get a folder under the runner's per-worker scratch folder,
+    # which the runner removes even if this worker is killed mid-job.
+    workdir = None if cfg["isolation"] else tempfile.mkdtemp(prefix="job-", dir=cfg["scratch"])
+    # A uid per job (within this worker's range): nothing a job leaves in per-uid kernel
+    # state can be found by the next one.
+    _JOBS[0] += 1
+    uid = cfg["uid"] + _JOBS[0] % UIDS_PER_WORKER
     # Freeze the worker's objects out of the cyclic GC so collections in the child do not
     # touch (and copy-on-write) the whole inherited heap.
     gc.freeze()
@@ -284,7 +304,7 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
                 for r, _w in pipes:
                     os.close(r)
                 _child(job, prep, cfg, nonce, (pipes[0][1], pipes[1][1], pipes[2][1]),
-                       workdir)
+                       workdir, uid)
             finally:
                 os._exit(72)
     finally:
