@@ -451,7 +451,8 @@ def _verdict(job: dict[str, Any], cfg: dict[str, Any], nonce: str, status: int,
                 if k in final:
                     v[k] = final[k]
         else:
-            v.update(verdict="sandbox_error", detail=f"unknown harness record {kind!r}")
+            v.update(verdict="failed", detail=f"unknown report {kind!r} from the job",
+                     error_type="BadReport", message="")
     v["_records"] = recs
     v["_tails"] = [_tail(bytes(bufs[0])), _tail(bytes(bufs[1]))]
     if truncated:
