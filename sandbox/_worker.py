@@ -8,9 +8,14 @@ private tmpfs ``/tmp`` and its own ``/proc``, so jobs never see each other, and 
 PID 1 makes the kernel kill every process the job created: nothing survives a job.
 
 Why setuid instead of a user namespace: the host runs as root and root ignores RLIMIT_NPROC.
-Dropping to a per-worker unprivileged uid (unique per pool, in a high range no real user owns)
-makes RLIMIT_NPROC bind (fork bombs stop), removes every capability, and makes the root-owned
-worker and runner un-signalable from the job.  No apt packages (bubblewrap) are needed.
+Dropping to an unprivileged uid of the job's own (from the worker's range, unique per pool, in
+a high range no real user owns) makes RLIMIT_NPROC bind (fork bombs stop), removes every
+capability, makes the root-owned worker and runner un-signalable from the job and leaves no
+per-uid kernel state (keyrings) to the next job.  A seccomp deny-list then closes kernel
+surface no test needs.  No apt packages (bubblewrap) are needed.
+
+The worker never judges: it returns what the job reported and the runner (``judge``), which
+alone holds expected values, decides the verdict.
 
 Protocol with the runner: 4-byte big-endian length + UTF-8 JSON frames on stdin/stdout.
 """
