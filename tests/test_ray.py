@@ -26,10 +26,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class _Cluster(str):
-    """The address of a private Ray head, plus the handle of the process that owns it."""
-
-    proc: subprocess.Popen
+_HEAD: dict[str, subprocess.Popen] = {}  # address -> the `ray start --block` we own
 
 
 def _tree(pid: int) -> list:
@@ -66,8 +63,8 @@ def cluster(tmp_path_factory):
             assert proc.poll() is None, (tmp / "ray-start.log").read_text()[-3000:]
             assert time.time() < deadline, "ray head did not start in 180 s"
             time.sleep(0.2)
-        addr = _Cluster(f"127.0.0.1:{port}")
-        addr.proc = proc
+        addr = f"127.0.0.1:{port}"
+        _HEAD[addr] = proc
         yield addr
     finally:
         started = _tree(proc.pid)
@@ -142,7 +139,7 @@ def test_ray_worker_killed_mid_stage(cluster, tiny_models, tmp_path, local_ref):
     while time.time() < deadline and p.poll() is None and killed is None:
         if list(sample.glob("policy-a-*/shard-*.parquet")):
             # only among the processes of our own cluster (see ``cluster``)
-            for proc in _tree(cluster.proc.pid):
+            for proc in _tree(_HEAD[cluster].pid):
                 try:
                     title = " ".join(proc.cmdline())
                 except psutil.Error:
