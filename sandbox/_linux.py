@@ -187,11 +187,23 @@ def seccomp_program(machine: str | None = None) -> list[tuple[int, int, int, int
     return out
 
 
+class SeccompFilter:
+    """The deny-list, assembled once (in the worker) so that installing it in each job is a
+    single ``prctl`` (building it per job cost ~0.4 ms)."""
+
+    def __init__(self) -> None:
+        prog = seccomp_program()
+        self._arr = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+        self._fprog = _SockFprog(len(prog), self._arr)
+        self._addr = ctypes.addressof(self._fprog)
+
+    def install(self) -> None:
+        """Install on the calling thread (needs no_new_privs first); inherited by every child
+        and impossible to remove."""
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self._addr, 0, 0),
+               "prctl(PR_SET_SECCOMP)")
+
+
 def install_seccomp() -> None:
-    """Install the deny-list filter on the calling thread (needs no_new_privs first); it is
-    inherited by every child and cannot be removed."""
-    prog = seccomp_program()
-    arr = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
-    fprog = _SockFprog(len(prog), arr)
-    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0),
-           "prctl(PR_SET_SECCOMP)")
+    """Assemble and install the deny-list (see :class:`SeccompFilter`)."""
+    SeccompFilter().install()

@@ -148,6 +148,7 @@ def isolate_worker(stage: str) -> int:
 
 _CG: dict[str, Any] = {}
 _JOBS = [0]
+_SECCOMP: list[L.SeccompFilter] = []
 UIDS_PER_WORKER = 1 << 16
 
 
@@ -244,7 +245,7 @@ def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce
         # If the worker dies the job must die too (set after setuid, which clears it).
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         if cfg["isolation"]:
-            L.install_seccomp()  # last: the calls above are on its deny-list
+            _SECCOMP[0].install()  # last: the calls above are on its deny-list
         os.chdir(workdir or "/")
         os.environ.clear()
         os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir or "/tmp",
@@ -660,6 +661,7 @@ def main() -> None:
             _join_cgroup(cfg)
         if cfg["isolation"]:
             pidns_fd = isolate_worker(cfg["stage"])
+            _SECCOMP.append(L.SeccompFilter())
         if cfg["project"]:
             sys.path[:] = [p for p in sys.path if p and not p.startswith(cfg["project"])]
         _harness.snapshot_state()
