@@ -279,6 +279,7 @@ def test_kill_parent_does_not_hurt_runner(hostile: dict[str, dict], pool: Sandbo
 def test_limits_bind(pool: SandboxPool) -> None:
     """RLIMIT_NPROC binds (it would not for root), files are size-capped, and the job runs as
     an unprivileged uid with a read-only system and a private writable /tmp."""
+    assert_isolated(pool)
     code = (
         "import os, threading, time\n"
         "n = 0\n"
@@ -304,6 +305,7 @@ def test_limits_bind(pool: SandboxPool) -> None:
 
 @needs_isolation
 def test_jobs_cannot_see_each_other(pool: SandboxPool) -> None:
+    assert_isolated(pool)
     code = ("import os, time\nbefore = sorted(os.listdir('/tmp'))\n"
             "open('/tmp/marker_' + str(time.time_ns()), 'w').write('x')\ntime.sleep(0.3)\n")
     jobs = [{"id": i, "code": code, "test": "assert before == [], before"} for i in range(6)]

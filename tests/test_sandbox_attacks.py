@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from sandbox import SandboxPool, _harness, _pool, _split, run_jobs
+from sandbox import SandboxPool, _harness, _pool, _split
 from sandbox._plain import PlainError, decode, encode
 
 pytestmark = [
@@ -418,14 +418,24 @@ def test_stale_cgroups_of_dead_runners_are_swept() -> None:
 
 
 def test_no_temp_folders_left_without_isolation() -> None:
+    """The per-worker scratch folder (job folders live inside it) goes with the pool.  Only
+    folders that appeared during this run count: other processes may use the same /tmp."""
     import glob
     import tempfile
 
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "fusedata-sandbox-*")))
-    run_jobs([{"id": 1, "code": ADD_OK, "test": T_ASSERT}], workers=1, isolation=False)
-    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "fusedata-sandbox-*")))
-    assert after <= before
-    assert glob.glob(os.path.join(tempfile.gettempdir(), "sandbox-job-*")) == []
+    def ours() -> set[str]:
+        tmp = tempfile.gettempdir()
+        return set(glob.glob(os.path.join(tmp, "fusedata-sandbox-*")) +
+                   glob.glob(os.path.join(tmp, "sandbox-job-*")))
+
+    before = ours()
+    with SandboxPool(workers=1, isolation=False) as p:
+        scratch = p._workers[0].scratch
+        assert os.path.isdir(scratch)
+        [v] = p.run([{"id": 1, "code": ADD_OK, "test": T_ASSERT}])
+        assert v["verdict"] == "passed"
+    assert not os.path.exists(scratch)
+    assert ours() - before == set()
 
 
 # ------------------------------------------------------------------- split / plain (units)
