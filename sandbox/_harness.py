@@ -23,6 +23,7 @@ assertion (set-up, helpers) sees the real library.
 from __future__ import annotations
 
 import ast
+import asyncio
 import builtins
 import io
 import json
@@ -50,6 +51,8 @@ _HEAPTYPE = 1 << 9
 _BASE_STR = BaseException.__str__
 _BASE_ARGS = BaseException.__dict__["args"].__get__
 _TestCase = unittest.TestCase
+_AsyncTestCase = unittest.IsolatedAsyncioTestCase
+_asyncio_run = asyncio.run
 _BUILTINS = builtins.__dict__
 _UNDEFINED = (
     _pyflakes_messages.UndefinedName,
@@ -359,9 +362,16 @@ def _test_methods(node: ast.ClassDef) -> list[tuple[str, bool]]:
 def _call_test(fn: Any, is_async: bool) -> None:
     res = fn()
     if is_async:
-        import asyncio
+        _asyncio_run(res)
 
-        asyncio.run(res)
+
+async def _async_case(inst: Any, meth: str) -> None:
+    """An ``IsolatedAsyncioTestCase`` method with its async set-up and tear-down."""
+    await inst.asyncSetUp()
+    res = getattr(inst, meth)()
+    if hasattr(res, "__await__"):
+        await res
+    await inst.asyncTearDown()
 
 
 class _TestPlan:
@@ -488,7 +498,10 @@ def _run_class(rep: _Reporter, cls: type, name: str, methods: list[tuple[str, bo
             inst = cls(meth) if is_case else cls()
             if is_case:
                 inst.setUp()
-            _call_test(getattr(inst, meth), is_async)
+            if is_case and _issubclass(cls, _AsyncTestCase):
+                _asyncio_run(_async_case(inst, meth))
+            else:
+                _call_test(getattr(inst, meth), is_async)
             if is_case:
                 inst.tearDown()
                 inst.doCleanups()

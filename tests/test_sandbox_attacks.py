@@ -197,6 +197,13 @@ def _attack_jobs() -> list[dict]:
                      "timeout_s": 5})
     for fmt, test in TESTS.items():
         jobs.append({"id": f"right/{fmt}", "code": ADD_OK, "test": test})
+    async_ut = ("import unittest\nclass T(unittest.IsolatedAsyncioTestCase):\n"
+                "    async def asyncSetUp(self):\n        self.base = await add(1, 1)\n"
+                "    async def test_a(self):\n        self.assertEqual(await add(self.base, 1), 3)\n")
+    jobs.append({"id": "right/async_unittest", "code": "async def add(a, b):\n    return a + b\n",
+                 "test": async_ut})
+    jobs.append({"id": "patch_asyncio/async_unittest", "code": PAYLOADS["patch_asyncio"],
+                 "test": async_ut, "timeout_s": 5})
     jobs.append({"id": "right/cases", "code": ADD_OK, "entry_point": "add", "cases": CASES})
     # reading the expected values from memory: they are not in the job at all
     steal = _d("""
@@ -260,7 +267,7 @@ def test_wrong_solutions_never_pass(attacks: dict[str, dict]) -> None:
 @needs_isolation
 def test_right_solutions_still_pass(attacks: dict[str, dict]) -> None:
     right = {k: v for k, v in attacks.items() if k.startswith("right/")}
-    assert len(right) == 7
+    assert len(right) == 8
     assert {k: v["verdict"] for k, v in right.items()} == dict.fromkeys(right, "passed"), right
     # straight assertions against literals are judged outside the job entirely
     for k in ("right/assert", "right/humaneval", "right/unittest", "right/steal"):
