@@ -167,9 +167,6 @@ class _Wrap(ast.NodeTransformer):
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
         return node  # code in a lambda runs later, maybe outside any assertion
 
-    def visit_ListComp(self, node: ast.AST) -> ast.AST:
-        return self.generic_visit(node)
-
 
 def _wrap(expr: ast.expr) -> ast.expr:
     return _Wrap(expr).visit(expr)
