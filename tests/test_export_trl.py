@@ -11,6 +11,8 @@ trainers expect.
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
@@ -52,6 +54,9 @@ def test_demo_output_loads_by_config_and_card_renders_composition(built):
     assert f"| total |  | 24 | {n_sft} | {n_dpo} | {n_wrpo} | {n_drop} |  |" in card
     assert "From `report.json`" in card
     assert "## Recipe" in card and "policy-a" in card
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["totals"]["wrpo"] == n_wrpo > 0
+    assert {"wrpo chosen_source", "wrpo chosen_target", "wrpo rejected"} <= set(rep["lengths"])
 
 
 def test_trl_trainers_prepare_the_output(built, tiny_models):
