@@ -45,9 +45,11 @@ from fusedata.select import (  # noqa: E402
 
 VERIFIED = ("math", "code")
 
-BENCH_CFG = Selection(seed=0, split={"instruction": {"mode": "ratio", "sft": 0.4},
-                                     "math": {"mode": "pair_first", "dpo_share": 0.2},
-                                     "code": {"mode": "pair_first", "dpo_share": 0.2}})
+#: recipes/fusechat3.yaml's split kinds: record shares per category and one per source
+BENCH_CFG = Selection(seed=0, split={"instruction": {"mode": "record_share", "sft": 0.4},
+                                     "math": {"mode": "record_share", "sft": 0.7758},
+                                     "code": {"mode": "pair_first", "dpo_share": 0.2},
+                                     "leetcode": {"mode": "record_share", "sft": 0.603}})
 
 
 # --------------------------------------------------------------------------- data
