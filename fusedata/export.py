@@ -230,7 +230,7 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
     card; ``formats`` may add ``"llamafactory"`` (see :func:`write_llamafactory`).
     """
     key = stable_hash({"selection": {k: v.key for k, v in selection.items()},
-                       "rows_per_file": rows_per_file, "version": 2})
+                       "rows_per_file": rows_per_file, "version": 3})
     marker = out_dir / MARKER
     meta: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
     files: dict[str, list[str]] | None = None

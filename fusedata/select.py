@@ -612,7 +612,7 @@ class SelectStage(ReduceStage):
     """
 
     name = "select"
-    version = "2"
+    version = "3"  # 3: issue 15 rules (record_share, rounding, WRPO rule, unusable inf/blank)
 
     def __init__(self, cfg: Selection):
         self.cfg = cfg
