@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from fusedata.recipe import RecipeError, Selection, parse_recipe
-from fusedata.select import split_u
+from fusedata.select import select_tables, split_u
 
 from .test_select import ALL_DPO, ALL_SFT, Table, reasons, run
 
@@ -224,3 +224,28 @@ def test_margins_are_rounded_to_margin_decimals_before_the_window():
     assert exact["dpo"].height == 0
     assert reasons(exact, "dpo") == {"f32": "margin_below", "x": "margin_below",
                                      "below": "margin_below"}
+
+
+def test_fusechat3_recipe_sends_math_to_both_phases():
+    """The issue's repro: 10 math prompts, each with 3 correct and 2 incorrect Qwen-Math
+    samples plus one correct imported answer, gave 0 SFT / 10 DPO under the old recipe."""
+    from pathlib import Path
+
+    from fusedata.recipe import load_recipe
+
+    cfg = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "fusechat3.yaml")
+    t = Table()
+    for i in range(10):
+        pid = f"m{i}"
+        for s, v in ((0.50, "correct"), (0.49, "correct"), (0.48, "correct"),
+                     (0.45, "incorrect"), (0.44, "incorrect")):
+            t.add(pid, "qwen2.5-math-72b-instruct", s, v, cat="math", source="openmathinstruct2")
+        t.add(pid, "llama-3.1-405b-instruct", 0.52, "correct", cat="math",
+              source="openmathinstruct2")
+    out = select_tables(t.frame(), None, cfg.selection)
+    # floor(0.7758 * 10 + 0.5) = 8 SFT records, 2 DPO pairs
+    assert (out["sft"].height, out["dpo"].height) == (8, 2)
+    assert set(out["sft"]["model"]) == {"llama-3.1-405b-instruct"}
+    # same model (Qwen-Math), its best correct vs its lowest incorrect (margin 0.06)
+    assert out["dpo"]["rejected_id"].str.ends_with("qwen2.5-math-72b-instruct/4").all()
+    assert out["dpo"]["margin"].to_list() == [0.06, 0.06]
