@@ -144,7 +144,8 @@ _ANY_ORDER = re.compile(r"\bin\s+\W{0,3}any\W{0,3}\s+order", re.IGNORECASE)
 _MULTIPLE = re.compile(
     r"(return|output|print)\s+\W{0,3}any\W{0,3}\s+(of\s+them|one\s+of\s+them|valid|such|"
     r"possible|solution|answer|of\s+the|one)|multiple\s+(valid\s+)?(answers|solutions|results)"
-    r"[^.]{0,40}\b(return|output)\s+\W{0,3}any", re.IGNORECASE)
+    r"[^.]{0,40}\b(return|output)\s+\W{0,3}any|may also be returned|also (?:are |be )?accepted|is also a valid answer"
+    r"|of\s+\W{0,3}any\W{0,3}\s+such", re.IGNORECASE)
 _WITHIN = re.compile(r"within\s+`?10\^?\s*-\s*(\d+)`?", re.IGNORECASE)
 _INPLACE = re.compile(r"in[- ]place|do not return anything|modify\s+`?\w+`?\s+in", re.IGNORECASE)
 _MODIFY = re.compile(r"modify\s+(?:the\s+)?[`_*]*(\w+)", re.IGNORECASE)
@@ -323,6 +324,11 @@ def _arg_kind(name: str, value: Any, content: str) -> str | None:
     return None
 
 
+def _string_groups(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(g, list) and all(isinstance(x, str) for x in g) for g in value)
+
+
 def _float_tolerance(content: str, output_texts: list[str]) -> float | None:
     """``abs_tol`` from "within 10-5" in the statement, or from outputs printed with >= 4
     decimals (``2.00000`` -> 1e-5: the judge accepts that precision)."""
@@ -401,6 +407,11 @@ def extract_leetcode(content: str, python: str, slug: str) -> dict[str, Any]:
         raise DropRow("judge_only_parameter")
     if "dummy_input" in names:
         raise DropRow("codec_roundtrip")
+    if _TREE_WORDS.search(content) or _LIST_WORDS.search(content):
+        for n in names:  # "two given nodes, `p` and `q`": the judge passes node objects
+            m = re.search(rf"\bnodes?\b([^.`]{{0,20}})`{re.escape(n)}`", content)
+            if m and "value" not in m.group(1):  # "the nodes of value `p`" are integers
+                raise DropRow("node_reference_argument")
     kinds = [None] * len(names)
     for kwargs, _ in parsed:
         for i, n in enumerate(names):
@@ -420,6 +431,10 @@ def extract_leetcode(content: str, python: str, slug: str) -> dict[str, Any]:
     tol = _float_tolerance(content, outputs_text)
     if tol is not None:
         compare["abs_tol"] = tol
+    if compare.get("mode") == "any_order" and all(_string_groups(o) for _, o in parsed):
+        # groups of words (anagram groups): the judge ignores the order inside groups too;
+        # lists of numbers keep their inner order (permutations differ only by it)
+        compare["mode"] = "any_order_deep"
     ref_entry = _match_reference(python, names, slug.replace("-", ""))
     method = camel(ref_entry.split(".")[-1]) if ref_entry else camel(slug)
     ref_entry = ref_entry or _arity_reference(python, names)
