@@ -100,7 +100,9 @@ def main() -> int:
         if label == "correct":
             c["ref_correct"] += 1
             c["ref_correct_pass"] += passed
-        if ref_v is not None and not passed:
+        if "python" not in r:
+            c["no_python"] += 1
+        elif ref_v is not None and not passed:
             disagree.append((rid, r["slug"], label, ref_v["verdict"], ref_v["detail"][:120]))
         elif ref_v is None:
             disagree.append((rid, r["slug"], label, "no_matching_reference", ""))
@@ -131,12 +133,14 @@ def main() -> int:
               f"{total['const_all_fail']}/{kept} = {total['const_all_fail'] / kept:.1%}")
         print(f"trivial constants all fail: {total['const_trivial_fail']}/{kept} = "
               f"{total['const_trivial_fail'] / kept:.1%}")
-    labelled = collections.Counter(labels.get(str(r["id"]), "unlabelled") for r in rows)
+    labelled = collections.Counter(labels.get(str(r["id"]), "no python in fixture")
+                                   for r in rows)
     print("reference labels (by hand):", dict(labelled))
     print("expected values taken from a reference: 0 (cases are parsed from the statement "
           "only; the reference is run, never read for outputs)")
     if a.verbose or disagree:
-        print("kept rows whose reference does not reproduce the statement's examples:")
+        print("kept rows (with a python reference) whose reference does not reproduce the "
+              "statement's examples:")
         for d in disagree:
             print("  ", *d)
     return 0

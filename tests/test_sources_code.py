@@ -95,7 +95,7 @@ def test_leetcode_env_does_not_shadow_builtins():
     import typing
 
     assert env["Counter"] is collections.Counter and env["deque"] is collections.deque
-    assert env["List"] is typing.List and env["Optional"] is typing.Optional
+    assert env["List"] is typing.List and env["Optional"] is typing.Optional  # noqa: UP006
     assert {"heappush", "bisect_left", "lru_cache", "accumulate", "gcd", "inf", "TreeNode",
             "ListNode", "math", "collections"} <= set(env)
     pytest.importorskip("sortedcontainers")
