@@ -192,7 +192,7 @@ class PromptsStage(ReduceStage):
     """Load one source into ``prompts`` and ``dropped`` tables."""
 
     name = "prompts"
-    version = "2"
+    version = "3"  # 3: coding loaders on the real row formats (issue 14)
 
     def __init__(self, src: PromptSource, base: Path):
         self.src = src

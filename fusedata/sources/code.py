@@ -143,7 +143,8 @@ _BINARY = re.compile(r"^0[01]{7,}$")
 _ANY_ORDER = re.compile(r"\bin\s+\W{0,3}any\W{0,3}\s+order", re.IGNORECASE)
 _MULTIPLE = re.compile(
     r"(return|output|print)\s+\W{0,3}any\W{0,3}\s+(of\s+them|one\s+of\s+them|valid|such|"
-    r"possible|solution|answer|of\s+the|one)|multiple\s+(valid\s+)?(answers|solutions|results)"
+    r"possible|solution|answer|of\s+the|one|array|string|list|permutation|arrangement|"
+    r"subarray|subsequence)|multiple\s+(valid\s+)?(answers|solutions|results)"
     r"[^.]{0,40}\b(return|output)\s+\W{0,3}any|may also be returned|also (?:are |be )?accepted|is also a valid answer"
     r"|of\s+\W{0,3}any\W{0,3}\s+such", re.IGNORECASE)
 _WITHIN = re.compile(r"within\s+`?10\^?\s*-\s*(\d+)`?", re.IGNORECASE)
