@@ -140,7 +140,9 @@ _DESIGN = re.compile(
     r"\*{0,2}Output:?\*{0,2}:?[ \t]*\n\s*(?P<output>\\?\[.*?)[ \t]*(?:\n|$)")
 _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _BINARY = re.compile(r"^0[01]{7,}$")
-_ANY_ORDER = re.compile(r"\bin\s+\W{0,3}any\W{0,3}\s+order", re.IGNORECASE)
+#: "You can return the answer in any order" (not "the input is not given in any order")
+_ANY_ORDER = re.compile(r"\b(return|answer|output|result)\b[^.]{0,80}?\bin\s+\W{0,3}any\W{0,3}"
+                        r"\s+order", re.IGNORECASE)
 _MULTIPLE = re.compile(
     r"(return|output|print)\s+\W{0,3}any\W{0,3}\s+(of\s+them|one\s+of\s+them|valid|such|"
     r"possible|solution|answer|of\s+the|one|array|string|list|permutation|arrangement|"
@@ -380,6 +382,7 @@ def extract_leetcode(content: str, python: str, slug: str) -> dict[str, Any]:
         if not _DESIGN.search(content):
             raise DropRow("no_examples")
         cls, cases = _design_cases(content)
+        compare.pop("mode", None)  # results come in operation order
         tol = _float_tolerance(content, [json.dumps(c["output"]) for c in cases])
         if tol is not None:
             compare["abs_tol"] = tol
@@ -432,6 +435,8 @@ def extract_leetcode(content: str, python: str, slug: str) -> dict[str, Any]:
     tol = _float_tolerance(content, outputs_text)
     if tol is not None:
         compare["abs_tol"] = tol
+    if not any(isinstance(o, list) for _, o in parsed):
+        compare.pop("mode", None)  # the order of a scalar answer cannot vary
     if compare.get("mode") == "any_order" and all(_string_groups(o) for _, o in parsed):
         # groups of words (anagram groups): the judge ignores the order inside groups too;
         # lists of numbers keep their inner order (permutations differ only by it)
