@@ -1,6 +1,6 @@
 """Coding sources on real rows (issue 14).
 
-* leetcode: 85 real greengerong/leetcode rows (``fixtures/datasets/README.md``): cases come
+* leetcode: 89 real greengerong/leetcode rows (``fixtures/datasets/README.md``): cases come
   from the statement, the reference only cross-checks;
 * self-oss-instruct: rows in the published format (assertions appended to the instruction);
 * the sandbox's LeetCode job fields (``sandbox/_leetcode.py``) and the worker-side comparison
@@ -175,9 +175,9 @@ def test_leetcode_rows_without_a_checkable_answer_are_dropped_with_reasons():
 def test_prompts_stage_prints_coverage_per_source():
     stage = PromptsStage(SRC, FIX)
     tables = stage.reduce({})
-    assert tables["prompts"].height == 79
+    assert tables["prompts"].height == 83
     assert stage.summarize_tables(tables) == (
-        "read 85, kept 79, dropped 6 (multiple_valid_answers 5, node_reference_argument 1)")
+        "read 89, kept 83, dropped 6 (multiple_valid_answers 5, node_reference_argument 1)")
 
 
 # --------------------------------------------------------------- self-oss-instruct (format)
