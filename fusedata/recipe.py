@@ -144,8 +144,25 @@ class DecontaminateFilter(_Strict):
     fields: list[str] | None = None
 
 
+class ReferencePassesFilter(_Strict):
+    """Run the dataset's own solution (``meta.reference`` from the loader) against the
+    extracted tests in the sandbox, with the sandbox's isolation, and drop the row when it
+    does not pass (self-oss-instruct: a row whose response fails its own assertions).
+    Rows without a reference are dropped as ``reference:none`` unless ``keep_without``.
+    Drop reasons: ``reference:<verdict>`` (``failed``, ``timeout``, ``static_error``...).
+    Runs one job per row through a warm :class:`sandbox.SandboxPool` of ``workers``.
+    """
+
+    type: Literal["reference_passes"]
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    memory_mb: Annotated[int, Field(ge=64, le=65536)] = 1024
+    keep_without: bool = False
+
+
 PromptFilter = Annotated[
-    DomainFilter | LanguageFilter | HasTestsFilter | DedupFilter | DecontaminateFilter,
+    DomainFilter | LanguageFilter | HasTestsFilter | DedupFilter | DecontaminateFilter
+    | ReferencePassesFilter,
     Field(discriminator="type"),
 ]
 

@@ -33,6 +33,7 @@ import tempfile
 import time
 from typing import Any
 
+from sandbox import _compare as _cmp  # issue 14: comparison modes
 from sandbox import _harness
 from sandbox import _linux as L
 
@@ -497,7 +498,7 @@ def _compare(job: dict[str, Any], results: list[Any]) -> dict[str, Any]:
                 return {"verdict": verdict, "failed_test": i, "error_type": et, "message": msg,
                         "detail": f"{label} {i}: {et}" + (f": {msg}" if msg else "")}
             got, want = r["value"], case.get("output")
-            if not values_equal(got, want):
+            if not _cmp.equal(got, want, job.get("compare")):  # issue 14 hook: compare modes
                 return {"verdict": "failed", "failed_test": i, "error_type": "WrongAnswer",
                         "message": f"expected {_short_json(want)}, got {_short_json(got)}",
                         "detail": f"{label} {i}: expected {_short_json(want)}, "
