@@ -34,7 +34,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from fusedata.recipe import Selection  # noqa: E402
+from fusedata.recipe import CATEGORIES, KNOWN_VERDICTS, PASSING_VERDICT, Selection  # noqa: E402
 from fusedata.select import (  # noqa: E402
     DPO_COLUMNS,
     DROP_SCHEMA,
@@ -44,11 +44,12 @@ from fusedata.select import (  # noqa: E402
 )
 
 VERIFIED = ("math", "code")
-PASSING = ("correct", "passed")
 
-BENCH_CFG = Selection(seed=0, split={"instruction": {"mode": "ratio", "sft": 0.4},
-                                     "math": {"mode": "pair_first", "dpo_share": 0.2},
-                                     "code": {"mode": "pair_first", "dpo_share": 0.2}})
+#: recipes/fusechat3.yaml's split kinds: record shares per category and one per source
+BENCH_CFG = Selection(seed=0, split={"instruction": {"mode": "record_share", "sft": 0.4},
+                                     "math": {"mode": "record_share", "sft": 0.7758},
+                                     "code": {"mode": "pair_first", "dpo_share": 0.2},
+                                     "leetcode": {"mode": "record_share", "sft": 0.603}})
 
 
 # --------------------------------------------------------------------------- data
@@ -124,13 +125,21 @@ def _u(seed: int, pid: str) -> tuple[float, float]:
 def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                      cfg: Selection) -> dict[str, pl.DataFrame]:
     """The selection rules as a plain loop over prompts (the benchmark baseline and test oracle)."""
-    lo = cfg.margin[0] - cfg.margin_tolerance
-    hi = cfg.margin[1] + cfg.margin_tolerance
+    lo, hi = cfg.margin
+    w_lo, w_hi = cfg.wrpo_margin if cfg.wrpo_margin is not None else (-math.inf, math.inf)
+    dec = cfg.margin_decimals
     failing = cfg.failing_verdicts
     cols = responses.columns
 
     def get(row: dict[str, Any], k: str, default: Any) -> Any:
         return row[k] if k in cols else default
+
+    def margin(c: dict[str, Any], r: dict[str, Any]) -> float:
+        m = c["score"] - r["score"]
+        return m if dec is None else round(m * 10.0**dec) / 10.0**dec
+
+    def same_text(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        return "response" in cols and a["response"].strip() == b["response"].strip()
 
     meta: dict[str, tuple[str, str]] = {}
     if prompts_meta is not None:
@@ -140,25 +149,39 @@ def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     for row in responses.iter_rows(named=True):
         meta.setdefault(row["prompt_id"], (row["category"], row["source"]))
         by_prompt.setdefault(row["prompt_id"], []).append(row)
+    for pid, (cat, _) in meta.items():
+        if cat is not None and cat not in CATEGORIES:
+            raise ValueError(f"unknown category {cat!r} (prompt {pid!r})")
 
     drops: list[tuple] = []
     info: dict[str, dict[str, Any]] = {}
     for pid, rows in by_prompt.items():
         cat, src = meta[pid]
+        if cat is None:
+            continue
         verified = cat in VERIFIED
         for row in rows:
             v = get(row, "verdict", None)
             s = row["score"]
-            passing = v in PASSING
-            fails = verified and cat in failing and v in failing[cat]
+            text = get(row, "response", "x")
+            passing = verified and v == PASSING_VERDICT[cat]
+            fails = verified and v in failing.get(cat, [])
             if get(row, "finish_reason", "stop") == "error" or get(row, "error", None) is not None:
                 bad = "error"
             elif s is None or s != s:
                 bad = "nan_score"
+            elif math.isinf(s):
+                bad = "non_finite_score"
             elif get(row, "truncated", False):
                 bad = "truncated"
+            elif text is None or not text.strip():
+                bad = "empty_response"
+            elif verified and v in (None, "unverified"):
+                bad = "unverified"
+            elif verified and v not in KNOWN_VERDICTS[cat]:
+                bad = "verdict_mismatch"
             elif verified and not passing and not fails:
-                bad = "unverified" if v in (None, "unverified") else "verifier_error"
+                bad = "verifier_error"
             else:
                 bad = None
             row["_bad"] = bad
@@ -167,23 +190,17 @@ def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
             if bad is not None:
                 drops.append((pid, cat, src, "responses", row["model"], bad))
 
-    def stats(rows: list[dict[str, Any]]) -> dict[str, int]:
+    def stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
         bads = [x["_bad"] for x in rows]
         return {"n_resp": len(rows), "n_usable": bads.count(None),
                 "n_elig": sum(x["_elig"] for x in rows), "n_rej": sum(x["_rej"] for x in rows),
-                "n_error": bads.count("error"), "n_nan": bads.count("nan_score"),
-                "n_trunc": bads.count("truncated"), "n_unver": bads.count("unverified")}
+                "bads": set(bads)}
 
-    def base_reason(st: dict[str, int], verified: bool) -> str | None:
-        n = st["n_resp"]
-        if n == 0:
+    def base_reason(st: dict[str, Any], verified: bool) -> str | None:
+        if st["n_resp"] == 0:
             return "no_responses"
         if st["n_usable"] == 0:
-            for key, name in (("n_error", "error"), ("n_nan", "nan_score"),
-                              ("n_trunc", "truncated"), ("n_unver", "unverified")):
-                if st[key] == n:
-                    return name
-            return "no_usable_response"
+            return next(iter(st["bads"])) if len(st["bads"]) == 1 else "no_usable_response"
         if st["n_elig"] == 0:
             return "all_failed" if verified else "no_eligible_response"
         return None
@@ -192,36 +209,40 @@ def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
         return sorted((x for x in rows if x["_bad"] is None),
                       key=lambda x: (-x["score"], x["response_id"]))
 
-    def pairs(rows: list[dict[str, Any]]) -> tuple[list[tuple], list[float]]:
+    def pairs(rows: list[dict[str, Any]], lo: float, hi: float
+              ) -> tuple[list[tuple], list[float], int]:
         per_model: dict[str, list[dict[str, Any]]] = {}
         for x in rank(rows):
             per_model.setdefault(x["model"], []).append(x)
-        valid, margins = [], []
+        valid, margins, n_ident = [], [], 0
         for m, xs in per_model.items():
             elig = [x for x in xs if x["_elig"]]
             if not elig:
                 continue
             c = elig[0]
             cands = [x for x in xs if x["_rej"] and x is not c]
+            n_ident += sum(same_text(c, x) for x in cands)
+            cands = [x for x in cands if not same_text(c, x)]
             if not cands:
                 continue
             if cfg.window_policy == "strict":
                 e = cands[-1]
-                margins.append(c["score"] - e["score"])
-                if lo <= c["score"] - e["score"] <= hi:
+                margins.append(margin(c, e))
+                if lo <= margin(c, e) <= hi:
                     valid.append((m, c, e))
             else:
-                margins += [c["score"] - x["score"] for x in cands]
-                inside = [x for x in cands if lo <= c["score"] - x["score"] <= hi]
+                margins += [margin(c, x) for x in cands]
+                inside = [x for x in cands if lo <= margin(c, x) <= hi]
                 if inside:
                     valid.append((m, c, inside[-1]))
-        return valid, margins
+        return valid, margins, n_ident
 
-    def pair_reason(st: dict[str, int], margins: list[float], verified: bool) -> str:
+    def pair_reason(st: dict[str, Any], margins: list[float], n_ident: int, verified: bool,
+                    lo: float, hi: float) -> str:
         if verified and st["n_rej"] == 0:
             return "all_passed"
         if not margins:
-            return "no_same_model_pair"
+            return "identical_pair" if n_ident else "no_same_model_pair"
         if max(margins) < lo:
             return "margin_below"
         if min(margins) > hi:
@@ -239,9 +260,14 @@ def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
         return [ordered[int(math.floor(v * len(ordered)))]]
 
     # per prompt: split inputs
+    split: dict[str, str] = {}
+    over: set[str] = set()
     for pid in sorted(meta):
         cat, src = meta[pid]
-        rule = cfg.rule_for(cat)
+        if cat is None:
+            drops.append((pid, cat, src, "sft", None, "null_category"))
+            continue
+        rule = cfg.rule_for(cat, src)
         u, v = _u(cfg.seed, pid)
         rows = by_prompt.get(pid, [])
         source_rows = [x for x in rows if get(x, "role", "source") == "source"]
@@ -249,17 +275,17 @@ def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
         sft_rows = [x for x in source_rows if rule.model is None or x["model"] == rule.model]
         ranked_src = [x for x in rank(source_rows) if x["_elig"]]
         ranked_sft = [x for x in rank(sft_rows) if x["_elig"]]
-        may_dpo = rule.mode == "pair_first" or (rule.mode == "ratio" and u >= rule.sft)
-        valid, margins = pairs(source_rows) if may_dpo else ([], [])
+        may_dpo = rule.mode in ("pair_first", "record_share") or (
+            rule.mode == "ratio" and u >= rule.sft)
+        valid, margins, n_ident = pairs(source_rows, lo, hi) if may_dpo else ([], [], 0)
         info[pid] = dict(cat=cat, src=src, rule=rule, u=u, v=v, verified=cat in VERIFIED,
                          source_rows=source_rows, target_rows=target_rows, sft_rows=sft_rows,
                          best_any=ranked_src[0] if ranked_src else None,
                          best_sft=ranked_sft[0] if ranked_sft else None,
-                         valid=valid, margins=margins)
+                         valid=valid, margins=margins, n_ident=n_ident)
 
-    # the split; pair_first needs the whole source
-    split: dict[str, str] = {}
-    pf_by_source: dict[str, list[str]] = {}
+    # the split; pair_first and record_share need the whole source
+    groups: dict[tuple[str, str, str], list[str]] = {}
     for pid, d in info.items():
         mode = d["rule"].mode
         if mode == "sft_only":
@@ -268,13 +294,42 @@ def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
             split[pid] = "sft" if d["u"] < d["rule"].sft else "dpo"
         else:
             split[pid] = "sft"
-            pf_by_source.setdefault(d["src"], []).append(pid)
-    for pids in pf_by_source.values():
-        k = math.floor(info[pids[0]]["rule"].dpo_share * len(pids))
-        pairable = sorted((p for p in pids if info[p]["valid"]),
-                          key=lambda p: (info[p]["u"], p))
-        for p in pairable[:k]:
+            groups.setdefault((mode, d["src"], d["cat"] if mode == "record_share" else ""),
+                              []).append(pid)
+    for (mode, _, _), pids in groups.items():
+        rule = info[pids[0]]["rule"]
+        by_u = sorted(pids, key=lambda p: (info[p]["u"], p))
+        if mode == "pair_first":
+            k = math.floor(rule.dpo_share * len(pids))
+            for p in [p for p in by_u if info[p]["valid"]][:k]:
+                split[p] = "dpo"
+            continue
+        s = rule.sft
+        sft_ok = {p for p in pids if info[p]["best_sft"] is not None}
+        dpo_ok = {p for p in pids if info[p]["valid"]}
+        only_s = [p for p in by_u if p in sft_ok and p not in dpo_ok]
+        only_d = [p for p in by_u if p in dpo_ok and p not in sft_ok]
+        both = [p for p in by_u if p in sft_ok and p in dpo_ok]
+        a, b, f = len(only_s), len(only_d), len(both)
+        n = math.floor(s * (a + b + f) + 0.5)
+        for p in by_u:
+            if p not in sft_ok and p not in dpo_ok:
+                split[p] = "sft" if info[p]["u"] < s else "dpo"
+        for p in only_d:
             split[p] = "dpo"
+        if n < a:  # too few pairs: every pair to DPO, SFT-only prompts trimmed
+            for p in both:
+                split[p] = "dpo"
+            keep = min(a, math.floor(s * (b + f) / (1 - s) + 0.5))
+            over.update(only_s[keep:])
+        elif n > a + f:  # too few SFT-able prompts: DPO-only prompts trimmed
+            for p in both:
+                split[p] = "sft"
+            keep = min(b, math.floor((1 - s) * (a + f) / s + 0.5))
+            over.update(only_d[keep:])
+        else:
+            for i, p in enumerate(both):
+                split[p] = "sft" if i < n - a else "dpo"
 
     sft, dpo, wrpo = [], [], []
     tgt_sources = {info[p]["src"] for p in info if info[p]["target_rows"]}
@@ -283,37 +338,45 @@ def reference_select(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
         cat, src, verified = d["cat"], d["src"], d["verified"]
         if split[pid] == "sft":
             b = d["best_sft"]
-            if b is not None:
+            if pid in over:
+                drops.append((pid, cat, src, "sft", None, "over_share"))
+            elif b is not None:
                 sft.append((pid, cat, src, b["model"], b["response_id"], b["response"],
                             b["score"]))
             else:
                 reason = base_reason(stats(d["sft_rows"]), verified) or "no_eligible_response"
                 drops.append((pid, cat, src, "sft", None, reason))
             continue
-        chosen = pick(d["valid"], d["v"])
+        chosen = [] if pid in over else pick(d["valid"], d["v"])
         for m, c, r in chosen:
             dpo.append((pid, cat, src, m, c["response_id"], c["response"], c["score"],
-                        r["response_id"], r["response"], r["score"], c["score"] - r["score"]))
-        if not chosen:
+                        r["response_id"], r["response"], r["score"], margin(c, r)))
+        if pid in over:
+            drops.append((pid, cat, src, "dpo", None, "over_share"))
+        elif not chosen:
             st = stats(d["source_rows"])
-            reason = base_reason(st, verified) or pair_reason(st, d["margins"], verified)
+            reason = base_reason(st, verified) or pair_reason(st, d["margins"], d["n_ident"],
+                                                              verified, lo, hi)
             drops.append((pid, cat, src, "dpo", None, reason))
         if src not in tgt_sources:
             continue
-        t_valid, t_margins = pairs(d["target_rows"])
+        t_valid, t_margins, t_ident = pairs(d["target_rows"], w_lo, w_hi)
         t_pick = pick(t_valid, d["v"])
         s = d["best_any"]
-        if s is not None and t_pick:
-            for m, c, r in t_pick:
+        kept = [(m, c, r) for m, c, r in t_pick if s is not None and not same_text(s, r)]
+        if kept:
+            for m, c, r in kept:
                 wrpo.append((pid, cat, src, s["model"], s["response_id"], s["response"],
                              s["score"], m, c["response_id"], c["response"], c["score"],
-                             r["response_id"], r["response"], r["score"],
-                             c["score"] - r["score"]))
+                             r["response_id"], r["response"], r["score"], margin(c, r)))
         elif s is None:
             drops.append((pid, cat, src, "wrpo", None, "no_source_response"))
+        elif t_pick:
+            drops.append((pid, cat, src, "wrpo", None, "identical_pair"))
         else:
             st = stats(d["target_rows"])
-            reason = base_reason(st, verified) or pair_reason(st, t_margins, verified)
+            reason = base_reason(st, verified) or pair_reason(st, t_margins, t_ident, verified,
+                                                              w_lo, w_hi)
             drops.append((pid, cat, src, "wrpo", None, "target_" + reason))
 
     def frame(rows: list[tuple], columns: tuple[str, ...]) -> pl.DataFrame:

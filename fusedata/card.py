@@ -37,8 +37,10 @@ _DESCRIPTIONS = {
     "dpo": "TRL conversational preference data (explicit prompt): `prompt` message list, "
            "`chosen` / `rejected` one assistant message each, from the same source model, "
            "reward margin inside the recipe's window.",
-    "wrpo": "WRPO triplets: `chosen_source` (best source-model response), `chosen_target` / "
-            "`rejected` (the target model's own best / worst responses).",
+    "wrpo": "WRPO triplets in WRPO's record shape: `prompt` (the user message), `chosen` = "
+            "[y_ws: best source-model response, y_wt: the target model's best], `rejected` = "
+            "[y_l: the target model's lowest-scored response]; `prompt_messages` holds every "
+            "prompt turn.",
 }
 
 
@@ -278,10 +280,12 @@ def render_card(out: Path, recipe: Any = None) -> str:
         parts.append(f'{c["config_name"]} = datasets.load_dataset("REPO_OR_PATH", '
                      f'"{c["config_name"]}", split="train")')
     parts += ["```", "",
-              "The formats are TRL's conversational ones.  `DPOTrainer` takes `dpo` as it is.  "
-              "For `SFTTrainer`, drop the plain-text `prompt` column first "
-              "(`sft.remove_columns(\"prompt\")`): TRL reads any `prompt` column as "
-              "prompt-completion data.  `score*`, `margin`, `source_model`, `category` and "
+              "`sft` and `dpo` are TRL's conversational formats: `SFTTrainer` and "
+              "`DPOTrainer` take them as they are (the SFT prompt's plain text is "
+              "`prompt_text`, not `prompt`, which TRL would read as prompt-completion data).  "
+              "`wrpo` is the record shape of WRPO's training code (`prompt` = the user "
+              "message, `chosen` = [y_ws, y_wt], `rejected` = [y_l]; all prompt turns in "
+              "`prompt_messages`).  `score*`, `margin`, `source_model`, `category` and "
               "`source_dataset` travel along for filtering."]
     if (out / "dataset_info.json").exists():
         parts += ["", "LLaMA-Factory: point `dataset_dir` at this folder; `dataset_info.json` "

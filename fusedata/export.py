@@ -12,22 +12,27 @@ locally and ``fusedata push OUT --repo ORG/NAME`` publishes it as is::
     OUT/dataset_info.json                 LLaMA-Factory registry (``--format llamafactory``)
     OUT/llamafactory/{dpo}/...            LLaMA-Factory's pairwise shape (same option)
 
-Columns (the integrator's agreed shapes):
+Columns:
 
 * SFT: ``messages`` (prompt turns + the selected assistant turn), ``prompt_id``,
-  ``prompt`` (last user text), ``score``, ``source_model``, ``category``,
-  ``source``, ``source_dataset``.
+  ``prompt_text`` (last user text), ``score``, ``source_model``, ``category``,
+  ``source``, ``source_dataset``.  No column is named ``prompt``: TRL's
+  ``SFTTrainer`` reads a ``prompt`` column as prompt-completion data.
 * DPO: ``prompt`` (message list without the answer), ``chosen`` / ``rejected``
   (one assistant message each, as lists), ``prompt_id``, ``score_chosen``,
   ``score_rejected``, ``margin``, ``source_model``, ``category``, ``source``,
   ``source_dataset``.
-* WRPO: ``prompt``, ``chosen_source``, ``chosen_target``, ``rejected``
-  (one-assistant-message lists), ``prompt_id``, ``score_chosen_source``,
-  ``score_chosen_target``, ``score_rejected``, ``margin``, ``source_model``,
-  ``target_model``, ``category``, ``source``, ``source_dataset``.
+* WRPO (the shape WRPO's released ``run_wrpo.py`` templates): ``prompt_id``,
+  ``prompt`` (the last user message, one ``{role, content}`` struct),
+  ``chosen`` = ``[y_ws, y_wt]`` (the best source-model response, the target's
+  best), ``rejected`` = ``[y_l]`` (assistant messages), then ``prompt_messages``
+  (all prompt turns: WRPO's shape holds one user message, so earlier turns and a
+  system prompt live only here; fusedata's trainer reads this column),
+  ``score_chosen_source``, ``score_chosen_target``, ``score_rejected``, ``margin``,
+  ``source_model``, ``target_model``, ``category``, ``source``, ``source_dataset``.
 
-These are TRL's conversational formats, so ``SFTTrainer`` / ``DPOTrainer`` and
-alignment-handbook read them without conversion.  The data files are keyed by
+SFT and DPO are TRL's conversational formats, so ``SFTTrainer`` / ``DPOTrainer``
+and alignment-handbook read them as published.  The data files are keyed by
 the selection they hold: a finished export is not rewritten (their mtimes stay),
 while the card is re-rendered whenever its inputs (recipe, report) changed.
 """
@@ -54,9 +59,14 @@ DROP_COLUMNS: dict[str, pl.DataType] = {"prompt_id": pl.String, "category": pl.S
                                         "model": pl.String, "reason": pl.String}
 
 
+def _message(col: str) -> pl.Expr:
+    """One assistant message ``{role: assistant, content: col}``."""
+    return pl.struct(role=pl.lit("assistant"), content=pl.col(col))
+
+
 def _assistant(col: str) -> pl.Expr:
     """A one-message list ``[{role: assistant, content: col}]`` (TRL's completion shape)."""
-    return pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(col)))
+    return pl.concat_list(_message(col))
 
 
 _LOCAL_PATH = r"^(/|~|\.\.|[A-Za-z]:[\\/])"
@@ -102,7 +112,7 @@ def build_tables(sel: Mapping[str, pl.DataFrame], prompts: pl.DataFrame
     out["sft"] = sft.select(
         messages=pl.concat_list("messages", _assistant("response")),
         prompt_id="prompt_id",
-        prompt=pl.col("messages").list.last().struct.field("content"),
+        prompt_text=pl.col("messages").list.last().struct.field("content"),
         score="score", source_model="model", category="category", source="source",
         source_dataset="source_dataset")
     dpo = _join_prompts(sel["dpo"], p, "dpo")
@@ -115,9 +125,10 @@ def build_tables(sel: Mapping[str, pl.DataFrame], prompts: pl.DataFrame
     if w is not None and w.height:
         w = _join_prompts(w, p, "wrpo")
         out["wrpo"] = w.select(
-            prompt="messages", chosen_source=_assistant("chosen_source"),
-            chosen_target=_assistant("chosen_target"), rejected=_assistant("rejected"),
-            prompt_id="prompt_id", score_chosen_source="score_chosen_source",
+            prompt_id="prompt_id", prompt=pl.col("messages").list.last(),
+            chosen=pl.concat_list(_message("chosen_source"), _message("chosen_target")),
+            rejected=_assistant("rejected"), prompt_messages="messages",
+            score_chosen_source="score_chosen_source",
             score_chosen_target="score_chosen_target", score_rejected="score_rejected",
             margin="margin", source_model="chosen_source_model", target_model="target_model",
             category="category", source="source", source_dataset="source_dataset")
@@ -219,7 +230,7 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
     card; ``formats`` may add ``"llamafactory"`` (see :func:`write_llamafactory`).
     """
     key = stable_hash({"selection": {k: v.key for k, v in selection.items()},
-                       "rows_per_file": rows_per_file, "version": 2})
+                       "rows_per_file": rows_per_file, "version": 3})
     marker = out_dir / MARKER
     meta: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
     files: dict[str, list[str]] | None = None

@@ -192,7 +192,7 @@ class PromptsStage(ReduceStage):
     """Load one source into ``prompts`` and ``dropped`` tables."""
 
     name = "prompts"
-    version = "2"
+    version = "3"  # 3: coding loaders on the real row formats (issue 14)
 
     def __init__(self, src: PromptSource, base: Path):
         self.src = src
@@ -292,11 +292,14 @@ class PromptsStage(ReduceStage):
         return {"prompts": df.sort("row_index"), "dropped": drops.sort("row_index")}
 
     def summarize_tables(self, tables: dict[str, pl.DataFrame]) -> str:
-        d = tables["dropped"]
+        """Per-source coverage, printed with the stage's log line: rows read, kept, and
+        dropped by reason (how much of a coding set yields runnable tests, issue 14)."""
+        d, kept = tables["dropped"], tables["prompts"].height
+        head = f"read {kept + d.height}, kept {kept}, dropped {d.height}"
         if d.height == 0:
-            return "nothing dropped"
-        counts = d.group_by("reason").len().sort("len", descending=True)
-        return "dropped: " + ", ".join(f"{r} {n}" for r, n in counts.iter_rows())
+            return head
+        counts = d.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
+        return head + " (" + ", ".join(f"{r} {n}" for r, n in counts.iter_rows()) + ")"
 
 
 def load_prompts(engine: Engine, sources: list[PromptSource], base: Path

@@ -13,6 +13,7 @@ the recipe that affects them (see :mod:`fusedata.engine`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,19 @@ CATEGORIES: tuple[str, ...] = ("instruction", "math", "code", "chinese")
 
 class RecipeError(ValueError):
     """A recipe could not be loaded; the message lists every problem with its line."""
+
+
+class LocatedError(ValueError):
+    """A cross-field check's error at a YAML path below the model that raised it.
+
+    pydantic reports a model validator's errors at the model itself (the top of the
+    file for :class:`Recipe`); :func:`parse_recipe` reads ``loc`` from the error's
+    context so the message names the offending key and its line.
+    """
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(message)
+        self.loc = loc
 
 
 class _Strict(BaseModel):
@@ -130,8 +144,25 @@ class DecontaminateFilter(_Strict):
     fields: list[str] | None = None
 
 
+class ReferencePassesFilter(_Strict):
+    """Run the dataset's own solution (``meta.reference`` from the loader) against the
+    extracted tests in the sandbox, with the sandbox's isolation, and drop the row when it
+    does not pass (self-oss-instruct: a row whose response fails its own assertions).
+    Rows without a reference are dropped as ``reference:none`` unless ``keep_without``.
+    Drop reasons: ``reference:<verdict>`` (``failed``, ``timeout``, ``static_error``...).
+    Runs one job per row through a warm :class:`sandbox.SandboxPool` of ``workers``.
+    """
+
+    type: Literal["reference_passes"]
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    memory_mb: Annotated[int, Field(ge=64, le=65536)] = 1024
+    keep_without: bool = False
+
+
 PromptFilter = Annotated[
-    DomainFilter | LanguageFilter | HasTestsFilter | DedupFilter | DecontaminateFilter,
+    DomainFilter | LanguageFilter | HasTestsFilter | DedupFilter | DecontaminateFilter
+    | ReferencePassesFilter,
     Field(discriminator="type"),
 ]
 
@@ -366,21 +397,33 @@ class Verifiers(_Strict):
 
 
 class SplitRule(_Strict):
-    """How one category's prompts are divided between SFT and DPO (see :mod:`fusedata.select`).
+    """How one category's (or one prompt source's) prompts are divided between SFT and DPO.
 
-    ``ratio``: a prompt goes to SFT when ``u(seed, prompt_id) < sft`` (u uniform in [0, 1),
-    stable across machines and library versions), else to DPO.  4:6 is FuseChat-3.0's
-    instruction-following split.
+    See :mod:`fusedata.select` for the exact rules.  ``u(seed, prompt_id)`` is uniform in
+    [0, 1), stable across machines and library versions.
+
+    ``record_share``: per prompt source, the final records land on ``sft`` SFT /
+    ``1 - sft`` DPO within one record: prompts that can only give an SFT record go to
+    SFT, prompts that can only give a DPO pair go to DPO, prompts that can give either
+    fill the remaining quota in ``u`` order, and when one kind alone exceeds its share the
+    excess prompts (highest ``u``) are dropped as ``over_share``.  FuseChat-3.0's table is
+    exactly this for instruction following (4:6 of final records); its math/code rows give
+    each source's own share.
+    ``ratio``: a prompt goes to SFT when ``u < sft``, else to DPO (a share of *prompts*:
+    DPO-side prompts without a valid pair are dropped, so the records drift from the ratio).
     ``pair_first``: per prompt source, prompts that can form a valid DPO pair go to DPO,
     in ``u`` order, until ``dpo_share`` of the source's prompts are DPO; every other prompt
-    is an SFT prompt (the seed's "strategic" math/code division, far more SFT than 4:6).
+    is an SFT prompt.
     ``sft_only``: every prompt is an SFT prompt (the seed's Chinese sets).
     """
 
-    mode: Literal["ratio", "pair_first", "sft_only"] = Field(
-        default="ratio", description="ratio | pair_first | sft_only (see the class docstring)")
+    mode: Literal["record_share", "ratio", "pair_first", "sft_only"] = Field(
+        default="ratio",
+        description="record_share | ratio | pair_first | sft_only (see the class docstring)")
     sft: Annotated[float, Field(ge=0, le=1)] = Field(
-        default=0.4, description="ratio mode: share of prompts that go to SFT")
+        default=0.4,
+        description="record_share: share of the final records that are SFT; ratio: share "
+                    "of prompts sent to SFT")
     dpo_share: Annotated[float, Field(ge=0, le=1)] = Field(
         default=1.0,
         description="pair_first mode: at most this share of a source's prompts go to DPO")
@@ -390,11 +433,28 @@ class SplitRule(_Strict):
                     "Qwen-2.5-72B-Instruct in FuseChat-3.0); default: all source models")
 
 
-#: verdicts that mark a math/code response as a valid *rejected* response (it is wrong
-#: because of what the model wrote); other non-passing verdicts (``unverified``, checker
-#: ``error``, ``sandbox_error``, a math-checker ``timeout``) make it unusable either way.
+#: every verdict the verifiers write, per category (``fusedata.mathcheck``, ``sandbox``);
+#: math ``too_complex`` is a checker refusal (an input it will not evaluate).
+KNOWN_VERDICTS: dict[str, tuple[str, ...]] = {
+    "math": ("correct", "incorrect", "no_answer", "timeout", "too_complex", "error"),
+    "code": ("passed", "failed", "timeout", "memory", "syntax_error", "static_error",
+             "sandbox_error"),
+}
+#: the one verdict per category that makes a response eligible (SFT target, DPO chosen)
+PASSING_VERDICT: dict[str, str] = {"math": "correct", "code": "passed"}
+
+#: verdicts that mark a math/code response as a valid *rejected* response: the verifier ran
+#: and says the answer or the code is wrong.  Math: only ``incorrect`` (the seed's "incorrect
+#: answers"); ``no_answer`` (no final answer could be extracted), a checker ``timeout`` /
+#: ``too_complex`` / ``error`` say nothing about the answer, so the response is unusable.
+#: Code: the program ran (or was statically checked) and misbehaved: wrong result
+#: (``failed``), over the CPU-time limit (``timeout``, the self-oss exec filter's 4 s rule),
+#: over the memory limit, or does not parse / fails static analysis.  ``sandbox_error`` is
+#: the runner's own failure and says nothing about the code: unusable.  Add ``no_answer``
+#: to math, or remove ``timeout`` from code when the sandbox's limit is wall-clock time on
+#: an overloaded machine, through ``selection.failing_verdicts``.
 DEFAULT_FAILING_VERDICTS: dict[str, list[str]] = {
-    "math": ["incorrect", "no_answer"],
+    "math": ["incorrect"],
     "code": ["failed", "timeout", "memory", "syntax_error", "static_error"],
 }
 
@@ -405,15 +465,20 @@ class Selection(_Strict):
     seed: int = Field(default=0, description="seeds the SFT/DPO split and `pairing: random`")
     split: dict[str, SplitRule] = Field(
         default_factory=dict,
-        description="per category (or 'default'); a category without a rule uses ratio 0.4")
+        description="per category, per prompt source name (wins over its category) or "
+                    "'default'; a prompt without a rule uses ratio 0.4")
     margin: tuple[float, float] = Field(
         default=(0.01, 0.1),
-        description="inclusive window for the RM margin chosen - rejected of a DPO pair "
-                    "(and of WRPO's chosen_target - rejected)")
-    margin_tolerance: Annotated[float, Field(ge=0)] = Field(
-        default=1e-9,
-        description="float slack on both window ends, so 0.4 - 0.3 = 0.10000000000000003 "
-                    "counts as 0.1")
+        description="inclusive window for the RM margin chosen - rejected of a DPO pair")
+    margin_decimals: Annotated[int, Field(ge=0, le=15)] | None = Field(
+        default=6,
+        description="margins are rounded to this many decimals (half to even) before the "
+                    "window test and stored rounded, so float32 RM scores 0.51 / 0.50 "
+                    "(difference 0.0099999905) count as 0.01; null: exact float64 difference")
+    wrpo_margin: tuple[float, float] | None = Field(
+        default=None,
+        description="WRPO: window for chosen_target - rejected; null (WRPO's rule): the "
+                    "target's best eligible vs its lowest-scored rejectable response")
     window_policy: Literal["nearest", "strict"] = Field(
         default="nearest",
         description="nearest: if the extreme pair misses the window, the lowest-scored "
@@ -426,19 +491,22 @@ class Selection(_Strict):
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_FAILING_VERDICTS.items()},
         description="math/code verdicts that qualify a response as rejected")
 
-    @field_validator("margin")
+    @field_validator("margin", "wrpo_margin")
     @classmethod
-    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if v[0] > v[1]:
-            raise ValueError("margin must be [low, high] with low <= high")
+    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and v[0] > v[1]:
+            raise ValueError("must be [low, high] with low <= high")
         return v
 
     @field_validator("split")
     @classmethod
-    def _split_categories(cls, v: dict[str, SplitRule]) -> dict[str, SplitRule]:
-        bad = sorted(set(v) - set(CATEGORIES) - {"default"})
+    def _split_keys(cls, v: dict[str, SplitRule]) -> dict[str, SplitRule]:
+        # categories and 'default' here; prompt source names are checked by Recipe, which
+        # knows them (a Selection built alone accepts any name matching a source name's
+        # pattern)
+        bad = sorted(k for k in v if not re.fullmatch(r"[A-Za-z0-9_.\-]+", k))
         if bad:
-            raise ValueError(f"unknown category {bad[0]!r}")
+            raise ValueError(f"unknown category or prompt source {bad[0]!r}")
         return v
 
     @field_validator("failing_verdicts")
@@ -448,12 +516,21 @@ class Selection(_Strict):
         if bad:
             raise ValueError(f"unknown verified category {bad[0]!r}; use math or code")
         for cat, verdicts in v.items():
-            if set(verdicts) & {"correct", "passed"}:
-                raise ValueError(f"{cat}: a passing verdict cannot mark a rejected response")
+            if PASSING_VERDICT[cat] in verdicts:
+                raise ValueError(f"{cat}: the passing verdict {PASSING_VERDICT[cat]!r} "
+                                 "cannot mark a rejected response")
+            unknown = sorted(set(verdicts) - set(KNOWN_VERDICTS[cat]))
+            if unknown:
+                raise ValueError(f"{cat}: unknown verdict {unknown[0]!r}; {cat} verdicts are "
+                                 f"{', '.join(KNOWN_VERDICTS[cat])}")
         return {**{k: list(x) for k, x in DEFAULT_FAILING_VERDICTS.items()}, **v}
 
-    def rule_for(self, category: str) -> SplitRule:
-        return self.split.get(category) or self.split.get("default") or SplitRule()
+    def rule_for(self, category: str | None, source: str | None = None) -> SplitRule:
+        """The rule of a prompt: its source's, else its category's, else 'default', else ratio."""
+        for key in (source, category, "default"):
+            if key is not None and key in self.split:
+                return self.split[key]
+        return SplitRule()
 
 
 class Executor(_Strict):
@@ -515,9 +592,16 @@ class Recipe(_Strict):
                         f"models[{i}] ({m.name}): backend 'import' reads each source's "
                         f"fields.response, but source {lacking[0]!r} has none; list the "
                         f"sources that have one in models[{i}].sources")
-        for cat, rule in self.selection.split.items():
+        for key, rule in self.selection.split.items():
+            if key not in CATEGORIES and key != "default" and key not in srcs:
+                raise LocatedError(
+                    ("selection", "split", key),
+                    f"unknown category or prompt source {key!r}; use one of "
+                    f"{', '.join(CATEGORIES)}, default or a prompt source name "
+                    f"({', '.join(srcs)})")
             if rule.model is not None and rule.model not in names:
-                raise ValueError(f"selection.split.{cat}.model: unknown model {rule.model!r}")
+                raise LocatedError(("selection", "split", key, "model"),
+                                   f"unknown model {rule.model!r}")
         return self
 
     # Resolved locations ------------------------------------------------------
@@ -618,6 +702,9 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
         problems = []
         for err in e.errors():
             loc = _loc_for_yaml(err["loc"])
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, LocatedError):
+                loc = loc + cause.loc
             line = None
             for k in range(len(loc), -1, -1):
                 if loc[:k] in lines:

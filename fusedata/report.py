@@ -126,6 +126,13 @@ def compute(out: Path) -> dict[str, Any]:
             if c in sets[n].columns:
                 lengths[f"{n} {c}"] = sets[n].select(
                     _content(c, last=False).str.len_chars()).to_series()
+    w = sets["wrpo"]
+    if "chosen" in w.columns and "chosen_source" not in w.columns:
+        # WRPO's record shape: chosen = [y_ws, y_wt]
+        for i, name in enumerate(("chosen_source", "chosen_target")):
+            lengths[f"wrpo {name}"] = w.select(
+                pl.col("chosen").list.get(i, null_on_oob=True).struct.field("content")
+                .str.len_chars()).to_series()
     return {
         "out": str(out),
         "composition": composition,

@@ -1,32 +1,61 @@
 """The ``select`` stage: SFT records, DPO pairs and WRPO triplets from verified responses.
 
-The rules are FuseChat-3.0's "Data Construction" (and WRPO's data recipe), with
-every choice the paper leaves open made explicit and configurable
+The rules are FuseChat-3.0's "Data Construction" and WRPO's data recipe, with
+every choice the papers leave open made explicit and configurable
 (:class:`fusedata.recipe.Selection`).
+
+**Categories.**  A prompt's category must be instruction / math / code / chinese:
+any other value is an error naming it and a prompt id (a recipe's own
+``category:`` fields are checked when it loads); a prompt whose category is null
+gets one ``drops`` row (split ``sft``) with reason ``null_category`` and nothing else.
 
 **Ranking.**  Within any group, responses are ranked by RM ``score`` descending,
 ties broken by ``response_id`` ascending.  "Best" is the first eligible response
 of a ranking, "lowest" the last candidate.  Nothing depends on input order.
 
 **Usable / eligible / rejectable.**  A response is *unusable* (and listed in
-``drops`` with ``split = "responses"`` and its model) when its backend failed
-(``error``), its score is null or NaN (``nan_score``), it was cut at
-``max_tokens`` (``truncated``), or, for math/code, its verdict is neither
-passing nor failing (``unverified`` when no verifier ran, ``verifier_error``
-for checker errors, sandbox errors and math-checker timeouts).  A usable
-response is *eligible* (SFT target, DPO chosen) when its category has no
-verifier (instruction, chinese) or its verdict is ``correct``/``passed``.  It
-is *rejectable* (DPO/WRPO rejected) when its category has no verifier or its
-verdict is in ``failing_verdicts`` (math: incorrect/no_answer; code:
-failed/timeout/memory/syntax_error/static_error).
+``drops`` with ``split = "responses"`` and its model) for the first of: its
+backend failed (``error``); its score is null or NaN (``nan_score``) or +-inf
+(``non_finite_score``); it was cut at ``max_tokens`` (``truncated``); its text is
+empty or whitespace only (``empty_response``, checked when a ``response`` column
+is given); for math/code: no verdict or ``unverified`` (``unverified``), a verdict
+that is not one of its category's verifier's (``verdict_mismatch``, e.g. ``passed``
+on a math response), or any other verdict that is neither the category's passing
+verdict nor one of its ``failing_verdicts`` (``verifier_error``: math ``no_answer``,
+``timeout``, ``too_complex``, ``error``; code ``sandbox_error``).  A usable response
+is *eligible* (SFT target, DPO chosen) when its category has no verifier
+(instruction, chinese) or its verdict is the category's passing one (math
+``correct``, code ``passed``).  It is *rejectable* (DPO/WRPO rejected) when its
+category has no verifier or its verdict is in ``failing_verdicts`` (math:
+``incorrect``; code: ``failed``, ``timeout``, ``memory``, ``syntax_error``,
+``static_error``; see :data:`fusedata.recipe.DEFAULT_FAILING_VERDICTS` for why).
 
-**Split** (per category, :class:`~fusedata.recipe.SplitRule`).  Every prompt
-gets ``u`` = a blake2b hash of ``(seed, prompt_id)`` mapped to [0, 1) (stable
-across machines and polars versions).
+**Margins.**  margin = score_chosen - score_rejected rounded to ``margin_decimals``
+(default 6) decimals, half to even; the window test uses and the tables store the
+rounded value.  So float32 RM scores 0.51 / 0.50 (float64 difference 0.0099999905)
+have margin 0.01 and fit ``[0.01, 0.1]``, and the stored margin is exactly the
+number that was compared.  ``margin_decimals: null`` compares the raw difference.
 
-* ``ratio``: SFT when ``u < sft`` (instruction following: 0.4), else DPO.
+**Split** (:class:`~fusedata.recipe.SplitRule`, looked up by the prompt's source
+name, else its category, else ``default``).  Every prompt gets ``u`` = a blake2b
+hash of ``(seed, prompt_id)`` mapped to [0, 1) (stable across machines and
+polars versions).
+
+* ``record_share``: per (source, category), each prompt is *SFT-able* (it has an
+  SFT record under the SFT rule) and/or *DPO-able* (it has a valid DPO pair).
+  With a = SFT-able only, b = DPO-able only, f = both and T = a + b + f, the
+  SFT target is n = floor(sft * T + 0.5).  If a <= n <= a + f: the a go to SFT,
+  the b to DPO and the f with the smallest ``u`` fill SFT up to n, the rest DPO.
+  If n < a (too few pairs): every DPO-able prompt goes to DPO and SFT keeps the
+  floor(sft * (b + f) / (1 - sft) + 0.5) SFT-only prompts with the smallest
+  ``u``; if n > a + f: every SFT-able prompt goes to SFT and DPO keeps
+  floor((1 - sft) * (a + f) / sft + 0.5) DPO-only prompts.  The prompts left out
+  are dropped as ``over_share`` (in the split they would have gone to).  So the
+  records land on ``sft`` within one record (of prompts, under ``pairing: all``).
+  Prompts that are neither go to SFT when ``u < sft`` (for their drop reason).
+* ``ratio``: SFT when ``u < sft`` (a share of prompts), else DPO.
 * ``pair_first``: among the prompts of one *source dataset* that have a valid
-  DPO pair (rules below), the ones with the smallest ``u`` go to DPO until
+  DPO pair, the ones with the smallest ``u`` go to DPO until
   ``floor(dpo_share * prompts of that source)`` are DPO; every other prompt is
   an SFT prompt (and is dropped if it has no eligible response).
 * ``sft_only``: every prompt is an SFT prompt.
@@ -35,26 +64,32 @@ across machines and polars versions).
 from the rule's ``model``, e.g. Qwen-2.5-72B-Instruct for Chinese sets).
 
 **DPO pair.**  Per (prompt, source model): chosen = the model's best eligible
-response; rejected candidates = its other rejectable responses.  Margin =
-score_chosen - score_rejected, in window when inside ``margin`` widened by
-``margin_tolerance`` on both ends.  ``window_policy: nearest`` takes the
-lowest-ranked candidate inside the window (the extreme pair when it fits);
-``strict`` keeps the model only if its extreme (lowest-ranked) candidate fits.
-Among models with a valid pair, ``pairing`` picks: ``best_chosen`` (highest
-chosen score, ties by model name), ``random`` (seeded per prompt) or ``all``.
+response; rejected candidates = its other rejectable responses whose stripped
+text differs from the chosen one's (a candidate with the same text is no
+preference).  In window when the margin is inside ``margin``.
+``window_policy: nearest`` takes the lowest-ranked candidate inside the window
+(the extreme pair when it fits); ``strict`` keeps the model only if its extreme
+(lowest-ranked) candidate fits.  Among models with a valid pair, ``pairing``
+picks: ``best_chosen`` (highest chosen score, ties by model name), ``random``
+(seeded per prompt) or ``all``.
 
 **WRPO triplet** (only when target-role responses exist; for DPO-split prompts
-of the sources the target sampled): ``chosen_source`` = the best eligible source
-response (the SFT rule, without the model restriction), ``chosen_target`` /
-``rejected`` = the DPO rule applied to the target model's responses (same
-margin window and policy).
+of the sources the target sampled): ``chosen_source`` (y_ws) = the best
+eligible source response (the SFT rule, without the model restriction);
+``chosen_target`` (y_wt) / ``rejected`` (y_l) = the target's best eligible and
+its lowest-ranked rejectable response with a different text (WRPO's rule: its
+highest- and lowest-scored samples; math/code keep the verifier rules).  With
+``wrpo_margin`` set, that window (and ``window_policy``) applies to y_wt - y_l as
+the DPO window does.  A triplet whose y_ws text equals y_l's is dropped
+(``identical_pair``).
 
 **Drops.**  Every prompt without a record in the split it went to gets one
 ``drops`` row (``model`` null, ``split`` sft/dpo/wrpo) whose reason is the first
-that applies: ``no_responses``; all responses unusable: ``error`` /
-``nan_score`` / ``truncated`` / ``unverified`` when all share that reason,
-else ``no_usable_response``; ``all_failed`` (math/code: no response passes);
+that applies: ``null_category``; ``over_share``; ``no_responses``; all responses
+unusable: their common reason (``error``, ``nan_score``, ...) when they share
+one, else ``no_usable_response``; ``all_failed`` (math/code: no response passes);
 DPO/WRPO only: ``all_passed`` (math/code: nothing to reject),
+``identical_pair`` (the only candidates repeat the chosen text),
 ``no_same_model_pair`` (no model has an eligible and another rejectable
 response), ``margin_below`` / ``margin_above`` (every candidate pair is
 below / above the window), ``margin_outside`` (some below, some above).
@@ -71,13 +106,13 @@ call it without the engine.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 import polars as pl
 
 from .engine import Dataset, ReduceStage
-from .recipe import Selection
-from .records import PASSING_VERDICTS
+from .recipe import CATEGORIES, KNOWN_VERDICTS, PASSING_VERDICT, Selection
 
 VERIFIED = ("math", "code")
 
@@ -96,8 +131,9 @@ DROP_SCHEMA: dict[str, pl.DataType] = {"prompt_id": pl.String, "category": pl.St
                                        "source": pl.String, "split": pl.String,
                                        "model": pl.String, "reason": pl.String}
 
-#: why a response is unusable (``drops`` rows with ``split = "responses"``)
-BAD_REASONS = pl.Enum(["error", "nan_score", "truncated", "unverified", "verifier_error"])
+#: why a response is unusable (``drops`` rows with ``split = "responses"``), in check order
+BAD_REASONS = pl.Enum(["error", "nan_score", "non_finite_score", "truncated", "empty_response",
+                       "unverified", "verdict_mismatch", "verifier_error"])
 
 _DEFAULTS: dict[str, pl.Expr] = {
     "role": pl.lit("source"), "truncated": pl.lit(False), "finish_reason": pl.lit("stop"),
@@ -109,9 +145,10 @@ _DEFAULTS: dict[str, pl.Expr] = {
 def split_u(seed: int, prompt_ids: list[str]) -> tuple[list[float], list[float]]:
     """Two independent uniforms in [0, 1) per prompt from blake2b(seed, prompt_id).
 
-    ``u`` decides the split (and pair_first order), ``v`` the ``pairing: random``
-    choice.  A cryptographic hash, not ``pl.Expr.hash``, because polars documents
-    its hash as unstable across versions and the split must not move on upgrade.
+    ``u`` decides the split (and pair_first / record_share order), ``v`` the
+    ``pairing: random`` choice.  A cryptographic hash, not ``pl.Expr.hash``, because
+    polars documents its hash as unstable across versions and the split must not move
+    on upgrade.
     """
     import numpy as np
 
@@ -128,16 +165,25 @@ def _prepare(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None
     """Prompt table P (sorted by prompt_id, ``pidx`` = row) and slim responses R.
 
     R drops the text and carries ``ri`` (row in ``responses``) to fetch it at
-    the end; ``model`` becomes an Enum over the sorted model names, so grouping
-    is on small integers and sorting by it is sorting by name.
+    the end, ``empty`` (blank text) and ``h`` (a hash of the stripped text, to
+    spot a rejected response that repeats the chosen one: equal texts always get
+    equal hashes, so a collision can only drop a pair, never emit a bad one);
+    ``model`` becomes an Enum over the sorted model names, so grouping is on small
+    integers and sorting by it is sorting by name.
     """
     missing = [c for c in ("prompt_id", "category", "source", "model", "response_id", "score")
                if c not in responses.columns]
     if missing:
         raise ValueError(f"select: response records lack column(s) {missing}; "
                          "expected the verify stage's output (fusedata/records.py)")
+    has_text = "response" in responses.columns
     fill = [v.alias(k) for k, v in _DEFAULTS.items() if k not in responses.columns]
-    r = responses.with_columns(fill).select(INPUT_COLUMNS).drop("response")
+    text = pl.col("response").str.strip_chars()
+    r = responses.with_columns(fill).select(
+        *[c for c in INPUT_COLUMNS if c != "response"],
+        empty=(text.is_null() | (text == "")) if has_text else pl.lit(False),
+        h=(text.hash(seed=0) if has_text
+           else pl.int_range(pl.len(), dtype=pl.UInt64)))
     models = sorted(r["model"].cast(pl.String).unique().drop_nulls().to_list())
     if r["model"].null_count():
         raise ValueError("select: a response record has no model name")
@@ -161,55 +207,76 @@ def _prepare(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None
     else:
         p = table([r.select(keys)])
         pidx = attach(p)
+    p = p.with_columns(pl.col("category").cast(pl.String), pl.col("source").cast(pl.String))
+    unknown = p.filter(pl.col("category").is_not_null()
+                       & ~pl.col("category").is_in(list(CATEGORIES)))
+    if unknown.height:
+        cats = sorted(unknown["category"].unique().to_list())
+        raise ValueError(
+            f"select: {unknown.height} prompt(s) have an unknown category "
+            f"({', '.join(map(repr, cats))}), e.g. prompt_id {unknown['prompt_id'][0]!r} "
+            f"(category {unknown['category'][0]!r}); a category must be one of "
+            f"{', '.join(CATEGORIES)}: fix the prompt source's `category` or its loader")
     roles = set(r["role"].cast(pl.String).unique().to_list())
     if roles - {"source", "target"}:
         raise ValueError(f"select: unknown response role(s) {sorted(map(str, roles))}; "
                          "expected source or target")
-    cat_enum = pl.Enum(sorted(set(p["category"].drop_nulls().to_list())))
     r = r.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("ri"), pidx,
-        p["category"].cast(cat_enum).gather(pidx).alias("category"),
+        p["category"].gather(pidx).alias("category"),
         pl.col("model").cast(pl.String).cast(pl.Enum(models)),
         target=pl.col("role").cast(pl.String) == "target",
         response_id=pl.col("response_id").cast(pl.String), score=pl.col("score"),
-        truncated="truncated", finish_reason="finish_reason", error="error", verdict="verdict")
+        truncated="truncated", finish_reason="finish_reason", error="error",
+        verdict=pl.col("verdict").cast(pl.String), empty="empty", h="h")
     return p, r
 
 
 def _classify(r: pl.DataFrame, failing: dict[str, list[str]]) -> pl.DataFrame:
-    """Add ``bad`` (the unusable reason or null), ``eligible`` and ``rejectable``."""
+    """Add ``bad`` (the unusable reason or null), ``eligible`` and ``rejectable``.
+
+    Verdicts count only for their own category: ``passed`` on a math response is a
+    ``verdict_mismatch``, never a pass.
+    """
     cat = pl.col("category")
     verdict = pl.col("verdict")
     verified = cat.is_in(VERIFIED)
-    passing = verdict.is_in(PASSING_VERDICTS).fill_null(False)
+    passing = pl.lit(False)
     fails = pl.lit(False)
-    for c, vs in failing.items():
-        fails = pl.when(cat == c).then(verdict.is_in(vs).fill_null(False)).otherwise(fails)
+    known = pl.lit(False)
+    for c in VERIFIED:
+        passing = pl.when(cat == c).then(verdict == PASSING_VERDICT[c]).otherwise(passing)
+        fails = pl.when(cat == c).then(verdict.is_in(failing.get(c, []))).otherwise(fails)
+        known = pl.when(cat == c).then(verdict.is_in(KNOWN_VERDICTS[c])).otherwise(known)
+    passing, fails, known = (x.fill_null(False) for x in (passing, fails, known))
     score = pl.col("score")
     reason = (pl.when((pl.col("finish_reason") == "error").fill_null(False)
                       | pl.col("error").is_not_null()).then(pl.lit("error"))
               .when(score.is_null() | score.is_nan()).then(pl.lit("nan_score"))
+              .when(score.is_infinite()).then(pl.lit("non_finite_score"))
               .when(pl.col("truncated").fill_null(False)).then(pl.lit("truncated"))
-              .when(verified & ~passing & ~fails)
-              .then(pl.when(verdict.is_null() | (verdict == "unverified"))
-                    .then(pl.lit("unverified")).otherwise(pl.lit("verifier_error")))
+              .when(pl.col("empty")).then(pl.lit("empty_response"))
+              .when(verified & (verdict.is_null() | (verdict == "unverified")))
+              .then(pl.lit("unverified"))
+              .when(verified & ~known).then(pl.lit("verdict_mismatch"))
+              .when(verified & ~passing & ~fails).then(pl.lit("verifier_error"))
               .otherwise(pl.lit(None, pl.String)))
     r = r.with_columns(bad=reason.cast(BAD_REASONS), verified=verified, passing=passing,
                        fails=fails)
     usable = pl.col("bad").is_null()
-    return r.select("ri", "pidx", "model", "target", "response_id", "score", "bad",
+    return r.select("ri", "pidx", "model", "target", "response_id", "score", "h", "bad",
                     eligible=usable & (~pl.col("verified") | pl.col("passing")),
                     rejectable=usable & (~pl.col("verified") | pl.col("fails")))
 
 
 def _stats(r: pl.DataFrame) -> pl.DataFrame:
-    """Per-prompt counts that decide a drop reason."""
+    """Per-prompt counts that decide a drop reason (``b_one``: the unusable reason when
+    every response shares one)."""
     b = pl.col("bad")
     return r.group_by("pidx").agg(
         n_resp=pl.len(), n_usable=b.is_null().sum(), n_elig=pl.col("eligible").sum(),
-        n_rej=pl.col("rejectable").sum(), n_error=(b == "error").sum(),
-        n_nan=(b == "nan_score").sum(), n_trunc=(b == "truncated").sum(),
-        n_unver=(b == "unverified").sum())
+        n_rej=pl.col("rejectable").sum(),
+        b_one=pl.when(b.n_unique() == 1).then(b.first().cast(pl.String)))
 
 
 def _base_reason(verified: pl.Expr) -> pl.Expr:
@@ -217,11 +284,7 @@ def _base_reason(verified: pl.Expr) -> pl.Expr:
     n = pl.col("n_resp")
     return (pl.when(n.is_null() | (n == 0)).then(pl.lit("no_responses"))
             .when(pl.col("n_usable") == 0)
-            .then(pl.when(pl.col("n_error") == n).then(pl.lit("error"))
-                  .when(pl.col("n_nan") == n).then(pl.lit("nan_score"))
-                  .when(pl.col("n_trunc") == n).then(pl.lit("truncated"))
-                  .when(pl.col("n_unver") == n).then(pl.lit("unverified"))
-                  .otherwise(pl.lit("no_usable_response")))
+            .then(pl.coalesce(pl.col("b_one"), pl.lit("no_usable_response")))
             .when(pl.col("n_elig") == 0)
             .then(pl.when(verified).then(pl.lit("all_failed"))
                   .otherwise(pl.lit("no_eligible_response")))
@@ -231,26 +294,38 @@ def _base_reason(verified: pl.Expr) -> pl.Expr:
 def _pair_reason(verified: pl.Expr, lo: float, hi: float) -> pl.Expr:
     """Why a prompt with an eligible response still has no pair."""
     return (pl.when(verified & (pl.col("n_rej") == 0)).then(pl.lit("all_passed"))
-            .when(pl.col("m_max").is_null()).then(pl.lit("no_same_model_pair"))
+            .when(pl.col("m_max").is_null())
+            .then(pl.when(pl.col("n_ident").fill_null(0) > 0).then(pl.lit("identical_pair"))
+                  .otherwise(pl.lit("no_same_model_pair")))
             .when(pl.col("m_max") < lo).then(pl.lit("margin_below"))
             .when(pl.col("m_min") > hi).then(pl.lit("margin_above"))
             .otherwise(pl.lit("margin_outside")))
 
 
-def _pairs(ranked: pl.DataFrame, lo: float, hi: float, policy: str
+def _margin(chosen: pl.Expr, rejected: pl.Expr, decimals: int | None) -> pl.Expr:
+    """score_chosen - score_rejected, rounded as the module docstring says."""
+    m = chosen - rejected
+    return m if decimals is None else m.round(decimals)
+
+
+def _pairs(ranked: pl.DataFrame, lo: float, hi: float, policy: str, decimals: int | None
            ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Valid (chosen, rejected) per (prompt, model), and per-prompt margin extremes.
 
     ``ranked`` holds usable responses sorted by (pidx, score desc, response_id).
-    ``lo``/``hi`` already include the tolerance.
+    Candidates repeating the chosen text are left out (``n_ident`` counts them).
     """
     keys = ["pidx", "model"]
     chosen = (ranked.filter(pl.col("eligible")).group_by(keys, maintain_order=True)
-              .agg(c_ri=pl.col("ri").first(), c_score=pl.col("score").first()))
-    cands = (ranked.filter(pl.col("rejectable")).select("pidx", "model", "ri", "score")
+              .agg(c_ri=pl.col("ri").first(), c_score=pl.col("score").first(),
+                   c_h=pl.col("h").first()))
+    cands = (ranked.filter(pl.col("rejectable")).select("pidx", "model", "ri", "score", "h")
              .join(chosen, on=keys, how="inner", maintain_order="left")
-             .filter(pl.col("ri") != pl.col("c_ri"))
-             .with_columns(margin=pl.col("c_score") - pl.col("score")))
+             .filter(pl.col("ri") != pl.col("c_ri")))
+    ident = (cands.filter(pl.col("h") == pl.col("c_h")).group_by("pidx")
+             .agg(n_ident=pl.len()))
+    cands = (cands.filter(pl.col("h") != pl.col("c_h"))
+             .with_columns(margin=_margin(pl.col("c_score"), pl.col("score"), decimals)))
     in_window = pl.col("margin").is_between(lo, hi)
     if policy == "strict":
         considered = cands.group_by(keys, maintain_order=True).last()
@@ -258,8 +333,9 @@ def _pairs(ranked: pl.DataFrame, lo: float, hi: float, policy: str
     else:
         considered = cands
         valid = cands.filter(in_window).group_by(keys, maintain_order=True).last()
-    extremes = considered.group_by("pidx").agg(m_max=pl.col("margin").max(),
-                                               m_min=pl.col("margin").min())
+    extremes = (considered.group_by("pidx").agg(m_max=pl.col("margin").max(),
+                                                m_min=pl.col("margin").min())
+                .join(ident, on="pidx", how="full", coalesce=True))
     return valid, extremes
 
 
@@ -278,61 +354,106 @@ def _pick(valid: pl.DataFrame, pairing: str, v: pl.DataFrame) -> pl.DataFrame:
             .drop("k", "n", "v"))
 
 
+def _rules(p: pl.DataFrame, cfg: Selection) -> pl.DataFrame:
+    """Each prompt's split rule as columns (by source, else category, else default)."""
+    combos = p.select("category", "source").unique()
+    rows = []
+    for cat, src in combos.iter_rows():
+        rule = cfg.rule_for(cat, src)
+        rows.append({"category": cat, "source": src,
+                     "mode": rule.mode if cat is not None else "none",
+                     "sft_ratio": rule.sft, "dpo_share": rule.dpo_share,
+                     "only": rule.model or ""})
+    table = pl.DataFrame(rows, schema={"category": pl.String, "source": pl.String,
+                                       "mode": pl.String, "sft_ratio": pl.Float64,
+                                       "dpo_share": pl.Float64, "only": pl.String})
+    return p.join(table, on=["category", "source"], how="left", nulls_equal=True,
+                  maintain_order="left")
+
+
+def _record_share(rs: pl.DataFrame) -> pl.DataFrame:
+    """The ``record_share`` split (module docstring): ``split`` and ``over`` per prompt.
+
+    ``rs``: the mode's prompts with ``u``, ``sft_ratio``, ``sft_ok``, ``dpo_ok``.
+    """
+    g = ["source", "category"]
+    s = pl.col("sft_ratio")
+    kind = (pl.when(pl.col("sft_ok") & pl.col("dpo_ok")).then(pl.lit("both"))
+            .when(pl.col("sft_ok")).then(pl.lit("sft"))
+            .when(pl.col("dpo_ok")).then(pl.lit("dpo")).otherwise(pl.lit("none")))
+    rs = rs.with_columns(kind=kind).with_columns(
+        a=(pl.col("kind") == "sft").sum().over(g).cast(pl.Float64),
+        b=(pl.col("kind") == "dpo").sum().over(g).cast(pl.Float64),
+        f=(pl.col("kind") == "both").sum().over(g).cast(pl.Float64),
+        rk=pl.col("u").rank("ordinal").over([*g, "kind"]).cast(pl.Float64))
+    a, b, f, rk = pl.col("a"), pl.col("b"), pl.col("f"), pl.col("rk")
+    n = (s * (a + b + f) + 0.5).floor()
+    few_pairs, few_sft = n < a, n > a + f
+    # kept SFT-only prompts when pairs are short; kept DPO-only prompts when SFT is short
+    keep_sft = pl.min_horizontal(a, (s * (b + f) / (1 - s) + 0.5).floor())
+    keep_dpo = pl.min_horizontal(b, ((1 - s) * (a + f) / s + 0.5).floor())
+    k = pl.col("kind")
+    split = (pl.when(k == "none").then(pl.when(pl.col("u") < s).then(pl.lit("sft"))
+                                       .otherwise(pl.lit("dpo")))
+             .when(k == "sft").then(pl.lit("sft"))
+             .when(k == "dpo").then(pl.lit("dpo"))
+             .when(few_pairs).then(pl.lit("dpo"))
+             .when(few_sft).then(pl.lit("sft"))
+             .when(rk <= n - a).then(pl.lit("sft"))
+             .otherwise(pl.lit("dpo")))
+    over = (((k == "sft") & few_pairs & (rk > keep_sft))
+            | ((k == "dpo") & few_sft & (rk > keep_dpo)))
+    return rs.select("pidx", rs_split=split, over=over)
+
+
 def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                   cfg: Selection) -> dict[str, pl.DataFrame]:
     """Apply the selection rules (module docstring) to all models' verified responses.
 
     ``responses``: verify-stage records of every model (columns of
-    :data:`INPUT_COLUMNS`; ``role``, ``truncated``, ``finish_reason``, ``error``,
-    ``verdict`` may be absent).  ``prompts_meta``: optional ``prompt_id``,
+    :data:`INPUT_COLUMNS`; ``role``, ``response``, ``truncated``, ``finish_reason``,
+    ``error``, ``verdict`` may be absent).  ``prompts_meta``: optional ``prompt_id``,
     ``category``, ``source`` of *all* prompts, so prompts that got no response
     are reported (``no_responses``) instead of vanishing.
     Returns ``sft``, ``dpo``, ``wrpo`` and ``drops`` (columns in this module).
+    Raises ValueError for a category outside instruction/math/code/chinese.
     """
     p, r = _prepare(responses, prompts_meta)
     r = _classify(r, cfg.failing_verdicts)
-    lo = cfg.margin[0] - cfg.margin_tolerance
-    hi = cfg.margin[1] + cfg.margin_tolerance
+    lo, hi = cfg.margin
+    w_lo, w_hi = cfg.wrpo_margin if cfg.wrpo_margin is not None else (-math.inf, math.inf)
+    dec = cfg.margin_decimals
 
-    cats = p["category"].unique().to_list()
-    rules = {c: cfg.rule_for(c) for c in cats}
     u, v = split_u(cfg.seed, p["prompt_id"].to_list())
-    p = p.with_columns(
-        u=pl.Series(u, dtype=pl.Float64),
-        mode=pl.col("category").replace_strict({c: x.mode for c, x in rules.items()},
-                                               return_dtype=pl.String),
-        sft_ratio=pl.col("category").replace_strict({c: x.sft for c, x in rules.items()},
-                                                    return_dtype=pl.Float64),
-        dpo_share=pl.col("category").replace_strict(
-            {c: x.dpo_share for c, x in rules.items()}, return_dtype=pl.Float64))
+    p = _rules(p.with_columns(u=pl.Series(u, dtype=pl.Float64)), cfg)
     vtab = p.select("pidx", v=pl.Series(v, dtype=pl.Float64))
     verified = pl.col("category").is_in(VERIFIED)
 
+    # a prompt without a category takes no part: its responses are not judged either
+    r = r.join(p.filter(pl.col("mode") != "none").select("pidx"), on="pidx", how="semi",
+               maintain_order="left")
     src = r.filter(~pl.col("target"))
     tgt = r.filter(pl.col("target"))
     ranked_all = (r.filter(pl.col("bad").is_null())
-                  .select("pidx", "model", "target", "ri", "score", "response_id", "eligible",
-                          "rejectable")
+                  .select("pidx", "model", "target", "ri", "score", "h", "response_id",
+                          "eligible", "rejectable")
                   .sort(["pidx", "score", "response_id"], descending=[False, True, False]))
     ranked = ranked_all.filter(~pl.col("target"))
 
-    # --- SFT candidates: best eligible per prompt (optionally one model per category)
-    restrict = {c: x.model for c, x in rules.items() if x.model is not None}
-    best_any = (ranked.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
+    # --- SFT candidates: best eligible per prompt (optionally one model per rule)
+    def best(frame: pl.DataFrame) -> pl.DataFrame:
+        return (frame.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
                 .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
-                     s_score=pl.col("score").first()))
-    if restrict:
-        # the allowed model's name per prompt ("" where any source model may supply SFT)
-        only = (p.select("pidx", only=pl.col("category").replace_strict(
-            restrict, default="", return_dtype=pl.String)))
+                     s_score=pl.col("score").first(), s_h=pl.col("h").first()))
+
+    best_any = best(ranked)
+    if (p["only"] != "").any():
+        only = p.select("pidx", "only")
         allowed = (pl.col("only") == "") | (pl.col("model").cast(pl.String) == pl.col("only"))
         sft_pool_src = (src.join(only, on="pidx", how="left", maintain_order="left")
                         .filter(allowed))
-        ranked_sft = (ranked.join(only, on="pidx", how="left", maintain_order="left")
-                      .filter(allowed))
-        best_sft = (ranked_sft.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
-                    .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
-                         s_score=pl.col("score").first()))
+        best_sft = best(ranked.join(only, on="pidx", how="left", maintain_order="left")
+                        .filter(allowed))
         sft_stats = _stats(sft_pool_src)
     else:
         best_sft = best_any
@@ -340,28 +461,39 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     src_stats = _stats(src)
 
     # --- DPO pairs for prompts that may go to DPO
-    may_dpo = p.filter((pl.col("mode") == "pair_first")
-                       | ((pl.col("mode") == "ratio") & (pl.col("u") >= pl.col("sft_ratio"))))
+    mode = pl.col("mode")
+    may_dpo = p.filter(mode.is_in(["pair_first", "record_share"])
+                       | ((mode == "ratio") & (pl.col("u") >= pl.col("sft_ratio"))))
     ranked_dpo = ranked.join(may_dpo.select("pidx"), on="pidx", how="semi", maintain_order="left")
-    valid, extremes = _pairs(ranked_dpo, lo, hi, cfg.window_policy)
+    valid, extremes = _pairs(ranked_dpo, lo, hi, cfg.window_policy, dec)
 
     # --- the split
     pairable = valid.select("pidx").unique()
-    pf = (p.filter(pl.col("mode") == "pair_first")
+    pf = (p.filter(mode == "pair_first")
           .with_columns(n_src=pl.len().over("source"))
           .join(pairable, on="pidx", how="semi")
           .with_columns(rank=pl.col("u").rank("ordinal").over("source"))
           .filter(pl.col("rank") <= (pl.col("dpo_share") * pl.col("n_src")).floor())
           .select("pidx", pf_dpo=pl.lit(True)))
-    p = p.join(pf, on="pidx", how="left", maintain_order="left").with_columns(
-        split=pl.when(pl.col("mode") == "sft_only").then(pl.lit("sft"))
-        .when(pl.col("mode") == "ratio")
-        .then(pl.when(pl.col("u") < pl.col("sft_ratio")).then(pl.lit("sft"))
-              .otherwise(pl.lit("dpo")))
-        .when(pl.col("pf_dpo").fill_null(False)).then(pl.lit("dpo"))
-        .otherwise(pl.lit("sft"))).drop("pf_dpo")
-    dpo_p = p.filter(pl.col("split") == "dpo").select("pidx")
-    sft_p = p.filter(pl.col("split") == "sft").select("pidx")
+    rs = _record_share(
+        p.filter(mode == "record_share")
+        .with_columns(sft_ok=pl.col("pidx").is_in(best_sft["pidx"].implode()),
+                      dpo_ok=pl.col("pidx").is_in(pairable["pidx"].implode())))
+    p = (p.join(pf, on="pidx", how="left", maintain_order="left")
+         .join(rs, on="pidx", how="left", maintain_order="left")
+         .with_columns(
+             split=pl.when(mode.is_in(["sft_only", "none"])).then(pl.lit("sft"))
+             .when(mode == "ratio")
+             .then(pl.when(pl.col("u") < pl.col("sft_ratio")).then(pl.lit("sft"))
+                   .otherwise(pl.lit("dpo")))
+             .when(mode == "record_share").then(pl.col("rs_split"))
+             .when(pl.col("pf_dpo").fill_null(False)).then(pl.lit("dpo"))
+             .otherwise(pl.lit("sft")),
+             over=pl.col("over").fill_null(False))
+         .drop("pf_dpo", "rs_split"))
+    live = (mode != "none") & ~pl.col("over")
+    dpo_p = p.filter((pl.col("split") == "dpo") & live).select("pidx")
+    sft_p = p.filter((pl.col("split") == "sft") & live).select("pidx")
 
     text = (responses if "response" in responses.columns
             else responses.with_columns(response=_DEFAULTS["response"])
@@ -394,16 +526,24 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     def with_stats(frame: pl.DataFrame, stats: pl.DataFrame) -> pl.DataFrame:
         return frame.join(stats, on="pidx", how="left", maintain_order="left")
 
-    sft_missing = with_stats(meta.join(sft_p, on="pidx", how="semi", maintain_order="left")
-                             .join(sft_sel, on="pidx", how="anti", maintain_order="left"),
+    split_of = p.select("pidx", "split", "mode", "over")
+
+    def missing(split: str, selected: pl.DataFrame) -> pl.DataFrame:
+        return (split_of.filter(pl.col("split") == split)
+                .join(selected, on="pidx", how="anti", maintain_order="left"))
+
+    def forced(reason: pl.Expr) -> pl.Expr:
+        return (pl.when(pl.col("mode") == "none").then(pl.lit("null_category"))
+                .when(pl.col("over")).then(pl.lit("over_share")).otherwise(reason))
+
+    sft_missing = with_stats(missing("sft", sft_sel).join(meta, on="pidx"),
                              sft_stats if sft_stats is not None else src_stats)
-    sft_drops = sft_missing.select("pidx", split=pl.lit("sft"),
-                                   reason=_base_reason(verified).fill_null("no_eligible_response"))
-    dpo_missing = with_stats(meta.join(dpo_p, on="pidx", how="semi", maintain_order="left")
-                             .join(dpo_sel, on="pidx", how="anti", maintain_order="left"),
-                             src_stats).join(extremes, on="pidx", how="left")
-    dpo_drops = dpo_missing.select("pidx", split=pl.lit("dpo"), reason=pl.coalesce(
-        _base_reason(verified), _pair_reason(verified, lo, hi)))
+    sft_drops = sft_missing.select("pidx", split=pl.lit("sft"), reason=forced(
+        _base_reason(verified).fill_null("no_eligible_response")))
+    dpo_missing = (with_stats(missing("dpo", dpo_sel).join(meta, on="pidx"), src_stats)
+                   .join(extremes, on="pidx", how="left"))
+    dpo_drops = dpo_missing.select("pidx", split=pl.lit("dpo"), reason=forced(pl.coalesce(
+        _base_reason(verified), _pair_reason(verified, lo, hi))))
     frames = [sft_drops, dpo_drops]
 
     # --- WRPO triplets
@@ -411,13 +551,15 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     if tgt.height:
         tgt_sources = (tgt.select("pidx").unique()
                        .join(meta, on="pidx").select("source").unique())
-        w_p = (p.filter(pl.col("split") == "dpo")
+        w_p = (p.filter((pl.col("split") == "dpo") & (mode != "none"))
                .join(tgt_sources, on="source", how="semi").select("pidx"))
         ranked_t = (ranked_all.filter(pl.col("target"))
                     .join(w_p, on="pidx", how="semi", maintain_order="left"))
-        t_valid, t_ext = _pairs(ranked_t, lo, hi, cfg.window_policy)
+        t_valid, t_ext = _pairs(ranked_t, w_lo, w_hi, cfg.window_policy, dec)
         t_sel = _pick(t_valid, cfg.pairing, vtab)
-        w_sel = t_sel.join(best_any, on="pidx", how="inner", maintain_order="left")
+        w_all = t_sel.join(best_any, on="pidx", how="inner", maintain_order="left")
+        same = pl.col("s_h") == pl.col("h")
+        w_sel = w_all.filter(~same)
         gs, gc, gr = (gather(w_sel["s_ri"], "s_"), gather(w_sel["c_ri"], "c_"),
                       gather(w_sel["ri"], "r_"))
         wrpo = w_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
@@ -429,16 +571,20 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
             chosen_target_id=gc["c_id"], chosen_target=gc["c_text"],
             score_chosen_target=pl.col("c_score"), rejected_id=gr["r_id"],
             rejected=gr["r_text"], score_rejected=pl.col("score"), margin=pl.col("margin"))
+        ident = w_all.filter(same).select("pidx").unique()
         w_missing = (meta.join(w_p, on="pidx", how="semi", maintain_order="left")
                      .join(w_sel, on="pidx", how="anti", maintain_order="left"))
         src_reason = with_stats(w_missing, src_stats).select("pidx", r1=_base_reason(verified))
         t_reason = (with_stats(w_missing, _stats(tgt)).join(t_ext, on="pidx", how="left")
                     .select("pidx", r2=pl.coalesce(_base_reason(verified),
-                                                   _pair_reason(verified, lo, hi))))
-        frames.append(src_reason.join(t_reason, on="pidx", maintain_order="left").select(
-            "pidx", split=pl.lit("wrpo"),
-            reason=pl.when(pl.col("r1").is_not_null()).then(pl.lit("no_source_response"))
-            .otherwise(pl.concat_str(pl.lit("target_"), pl.col("r2")))))
+                                                   _pair_reason(verified, w_lo, w_hi))))
+        frames.append(
+            src_reason.join(t_reason, on="pidx", maintain_order="left")
+            .with_columns(ident=pl.col("pidx").is_in(ident["pidx"].implode()))
+            .select("pidx", split=pl.lit("wrpo"),
+                    reason=pl.when(pl.col("r1").is_not_null()).then(pl.lit("no_source_response"))
+                    .when(pl.col("ident")).then(pl.lit("identical_pair"))
+                    .otherwise(pl.concat_str(pl.lit("target_"), pl.col("r2")))))
 
     prompt_drops = (pl.concat(frames).join(meta, on="pidx", how="left")
                     .select("prompt_id", "category", "source", "split",
@@ -466,7 +612,7 @@ class SelectStage(ReduceStage):
     """
 
     name = "select"
-    version = "2"
+    version = "3"  # 3: issue 15 rules (record_share, rounding, WRPO rule, unusable inf/blank)
 
     def __init__(self, cfg: Selection):
         self.cfg = cfg

@@ -85,6 +85,9 @@ class Job(TypedDict, total=False):
     prelude: str
     timeout_s: float
     memory_mb: int
+    env: str  # "leetcode" (sandbox/_leetcode.py, README "LeetCode jobs")
+    call: dict[str, Any]  # trees / lists / design / in-place calling convention
+    compare: dict[str, Any]  # worker-side comparison mode (sandbox/_compare.py)
 
 
 class Verdict(TypedDict, total=False):

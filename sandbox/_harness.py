@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 from pyflakes import checker as _pyflakes_checker
 from pyflakes import messages as _pyflakes_messages
 
+from sandbox import _leetcode  # issue 14: LeetCode environment and calling conventions
 from sandbox._plain import PlainError, encode, type_name
 from sandbox._plain import to_plain as to_plain  # re-exported: the conversion cases use
 
@@ -518,9 +519,12 @@ def _run_class(rep: _Reporter, cls: type, name: str, methods: list[tuple[str, bo
 # ---------------------------------------------------------------- function-call cases
 
 
-def _case_value(ns: dict[str, Any], entry_point: str, args: Any) -> Any:
+def _case_value(ns: dict[str, Any], entry_point: str, args: Any,
+                call: dict[str, Any] | None = None) -> Any:
     """Call the entry point for one case and return its raw value (the one job-side step of
     the ``cases`` format; the runner compares).  ``Class.method`` gets a fresh instance."""
+    if call is not None:  # issue 14 hook: trees/lists/design/in-place (job side)
+        return _leetcode.call(ns, entry_point, args, call)
     head, _, method = entry_point.partition(".")
     target = ns[head]
     if method:
@@ -531,14 +535,14 @@ def _case_value(ns: dict[str, Any], entry_point: str, args: Any) -> Any:
 
 
 def _run_cases(rep: _Reporter, ns: dict[str, Any], cases: list[dict[str, Any]],
-               entry_point: str) -> NoReturn:
+               entry_point: str, call: dict[str, Any] | None = None) -> NoReturn:
     """Report each case's value as strict plain data (expected outputs are not here)."""
     _restore_state(set())
     results: list[str] = []
     for i, case in enumerate(cases):
         rep.emit({"kind": "progress", "at": f"case {i}"})
         try:
-            value = _case_value(ns, entry_point, case.get("input"))
+            value = _case_value(ns, entry_point, case.get("input"), call)
             results.append(encode({"value": value}))
         except BaseException as e:  # noqa: BLE001 - PlainError: not plain data, a failure
             results.append(encode({"error_type": _etype(e), "message": _short(e),
@@ -662,6 +666,8 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
         except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
             return {"final": {"kind": "sandbox_error",
                               "detail": f"prelude does not compile: {_etype(e)}: {_short(e)}"}}
+    if job.get("env") == "leetcode":  # issue 14 hook: names the harness pre-defines
+        known = None if known is None else [*known, *_leetcode.ENV_NAMES]
     bad = static_check(code, entry, known)
     if bad:
         return {"final": {"kind": bad[0], "detail": bad[1]}}
@@ -693,6 +699,8 @@ def run(job: dict[str, Any], prep: dict[str, Any], nonce: str, result_fd: int,
         if "final" in prep:
             rep.finish(prep["final"])
         ns = _fresh_main({})
+        if job.get("env") == "leetcode":  # issue 14 hook: LeetCode's pre-imported names
+            ns.update(_leetcode.env())
         if "prelude_obj" in prep:
             # dataset text: it runs here, confined and unprivileged, never in the worker
             try:
@@ -709,7 +717,7 @@ def run(job: dict[str, Any], prep: dict[str, Any], nonce: str, result_fd: int,
         except BaseException as e:  # noqa: BLE001 - sys.exit() at import is a failure too
             rep.finish(_fail_record("solution import", e, None))
         if "cases" in job:
-            _run_cases(rep, ns, job["cases"], job.get("entry_point") or "")
+            _run_cases(rep, ns, job["cases"], job.get("entry_point") or "", job.get("call"))
         _run_assert_tests(rep, ns, prep["plan"])
     except BaseException as e:  # noqa: BLE001
         try:

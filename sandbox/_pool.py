@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from sandbox import _worker
+from sandbox import _compare, _leetcode, _worker
 from sandbox._split import split_job
 
 VERDICTS = ("passed", "failed", "timeout", "memory", "syntax_error", "static_error",
@@ -87,6 +87,12 @@ def validate_job(job: Any) -> str | None:
     if "entry_point" in job and not (isinstance(job["entry_point"], str)
                                      and job["entry_point"].strip()):
         return "'entry_point' must be a non-empty string"
+    # issue 14 hook: LeetCode job fields (sandbox/_leetcode.py, sandbox/_compare.py)
+    if "env" in job and job["env"] != "leetcode":
+        return "'env' must be \"leetcode\""
+    for key, check in (("call", _leetcode.validate_call), ("compare", _compare.validate)):
+        if key in job and (err := check(job[key])):
+            return err
     if "prelude" in job and not isinstance(job["prelude"], str):
         return "'prelude' must be a string"
     if "timeout_s" in job:

@@ -39,6 +39,7 @@ import tempfile
 import time
 from typing import Any
 
+from sandbox import _compare as _cmp  # issue 14: comparison modes
 from sandbox import _harness
 from sandbox import _linux as L
 from sandbox._plain import decode, to_plain
@@ -597,9 +598,10 @@ def _short_json(x: Any, n: int = 200) -> str:
 
 
 def _case_matches(job: dict[str, Any], want: Any, got: Any) -> bool:
-    """Compare one expected/got pair of the ``cases`` format (both plain JSON data).  The one
-    place a comparison mode would plug in; runs in the runner, never in a job."""
-    return values_equal(got, want)
+    """Compare one expected/got pair of the ``cases`` format (both plain JSON data), with the
+    job's comparison mode (issue 14, ``sandbox/_compare.py``); runs in the runner, never in a
+    job."""
+    return _cmp.equal(got, want, job.get("compare"))
 
 
 def _compare(job: dict[str, Any], results: list[Any]) -> dict[str, Any]:

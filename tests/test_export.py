@@ -18,11 +18,11 @@ from fusedata.cli import cli
 from fusedata.engine import Dataset
 from fusedata.export import build_tables, export
 
-SFT_COLS = ["messages", "prompt_id", "prompt", "score", "source_model", "category", "source",
+SFT_COLS = ["messages", "prompt_id", "prompt_text", "score", "source_model", "category", "source",
             "source_dataset"]
 DPO_COLS = ["prompt", "chosen", "rejected", "prompt_id", "score_chosen", "score_rejected",
             "margin", "source_model", "category", "source", "source_dataset"]
-WRPO_COLS = ["prompt", "chosen_source", "chosen_target", "rejected", "prompt_id",
+WRPO_COLS = ["prompt_id", "prompt", "chosen", "rejected", "prompt_messages",
              "score_chosen_source", "score_chosen_target", "score_rejected", "margin",
              "source_model", "target_model", "category", "source", "source_dataset"]
 
@@ -116,15 +116,17 @@ def test_layout_columns_and_records(tmp_path):
     r0 = sft.filter(pl.col("prompt_id") == "p0").to_dicts()[0]
     assert r0["messages"] == _msgs(("system", "be brief"), ("user", "question 0?"),
                                    ("assistant", "A0"))
-    assert r0["prompt"] == "question 0?" and r0["source_model"] == "a"
+    assert r0["prompt_text"] == "question 0?" and r0["source_model"] == "a"
     assert r0["source_dataset"] == "openbmb/UltraFeedback"
     d = dpo.filter(pl.col("prompt_id") == "p7").to_dicts()[0]
     assert d["prompt"] == _msgs(("user", "question 7?"))
     assert d["chosen"] == _msgs(("assistant", "C7")) and d["rejected"] == _msgs(("assistant", "R7"))
     assert (d["score_chosen"], d["score_rejected"], d["source_model"]) == (0.8, 0.75, "b")
     w = wrpo.to_dicts()[0]
-    assert w["chosen_source"] == _msgs(("assistant", "C2"))
-    assert w["chosen_target"] == _msgs(("assistant", "T2"))
+    # WRPO's record: one user message, chosen = [y_ws, y_wt], rejected = [y_l]
+    assert w["prompt"]["role"] == "user" and w["prompt"] == w["prompt_messages"][-1]
+    assert w["chosen"] == _msgs(("assistant", "C2"), ("assistant", "T2"))
+    assert w["rejected"] == _msgs(("assistant", "U2"))
     assert (w["source_model"], w["target_model"], w["margin"]) == ("b", "t", 0.05)
     drops = pl.read_parquet(out / "drops.parquet")
     assert drops.columns == ["prompt_id", "category", "source", "split", "model", "reason"]

@@ -168,7 +168,8 @@ def test_margin_exactly_on_window_ends_is_kept(hi_score, lo_score):
     t.add("p", "a", lo_score)
     out = run(t, split=ALL_DPO)
     assert out["dpo"].height == 1, out["drops"]
-    assert out["dpo"]["margin"][0] == hi_score - lo_score
+    # stored rounded to margin_decimals (6): exactly the window end, not 0.010000000000000009
+    assert out["dpo"]["margin"][0] == round(hi_score - lo_score, 6) in (0.01, 0.1)
 
 
 def test_margin_just_outside_window_is_dropped_with_reason():
@@ -230,7 +231,8 @@ def test_math_rejected_must_be_incorrect_and_all_correct_prompt_is_dropped():
     t.add("m", "a", 0.45, "correct", cat="math")     # in window but correct: not a rejected
     t.add("m", "a", 0.30, "incorrect", cat="math")   # margin 0.2: above
     t.add("ok", "a", 0.50, "correct", cat="math")
-    t.add("ok", "a", 0.47, "no_answer", cat="math")
+    t.add("ok", "a", 0.47, "incorrect", cat="math")
+    t.add("ok", "a", 0.46, "no_answer", cat="math")  # no final answer: unusable by default
     t.add("ok", "a", 0.44, "timeout", cat="math")    # checker timeout: unusable
     t.add("all", "a", 0.50, "correct", cat="math")
     t.add("all", "b", 0.40, "correct", cat="math")
@@ -239,7 +241,10 @@ def test_math_rejected_must_be_incorrect_and_all_correct_prompt_is_dropped():
         ("ok", "ok/a/0", "ok/a/1")]
     assert reasons(out, "dpo") == {"m": "margin_above", "all": "all_passed"}
     resp = out["drops"].filter(pl.col("split") == "responses")
-    assert resp.select("prompt_id", "reason").rows() == [("ok", "verifier_error")]
+    assert resp.select("prompt_id", "reason").rows() == [("ok", "verifier_error")] * 2
+    # no_answer as a rejected answer is an explicit choice
+    na = run(t, split=ALL_DPO, failing_verdicts={"math": ["incorrect", "no_answer"]})
+    assert na["dpo"].filter(pl.col("prompt_id") == "ok")["rejected_id"].to_list() == ["ok/a/2"]
 
 
 def test_code_prompt_where_every_response_fails_is_dropped():
@@ -295,17 +300,46 @@ def test_wrpo_triplets_and_their_drop_reasons():
     t.add("w", "b", 0.60)
     t.add("far", "a", 0.70)
     t.add("nosrc", "a", 0.70, truncated=True)
+    t.add("one", "t", 0.5, role="target")                     # a single target sample
+    t.add("one", "a", 0.70)
     t.add("other", "a", 0.7, cat="math", verdict="correct")   # target never sampled math
-    out = run(t, split=ALL_DPO)
+    out = run(t, split=ALL_DPO, wrpo_margin=[0.01, 0.1])
     w = out["wrpo"].row(0, named=True)
     assert out["wrpo"].height == 1
     assert (w["prompt_id"], w["chosen_source_model"], w["chosen_source_id"], w["target_model"],
             w["chosen_target_id"], w["rejected_id"]) == ("w", "a", "w/a/0", "t", "w/t/0",
                                                          "w/t/1")
     assert w["margin"] == pytest.approx(0.05)
-    assert reasons(out, "wrpo") == {"far": "target_margin_above", "nosrc": "no_source_response"}
+    assert reasons(out, "wrpo") == {"far": "target_margin_above", "nosrc": "no_source_response",
+                                    "one": "target_no_same_model_pair"}
     # target responses never become SFT or DPO material
     assert "t" not in set(out["dpo"]["model"]) | set(out["sft"]["model"])
+    # WRPO's own rule (the default): no window on the target pair
+    dflt = run(t, split=ALL_DPO)
+    assert sorted(dflt["wrpo"].select("prompt_id", "rejected_id").rows()) == [
+        ("far", "far/t/1"), ("w", "w/t/1")]
+
+
+def test_wrpo_pairs_the_targets_highest_with_its_lowest_response():
+    """The issue's repro: target scores 0.95 / 0.90 / 0.30 give y_l = 0.30, not 0.90."""
+    t = Table()
+    for s in (0.95, 0.90, 0.30):
+        t.add("p", "t", s, role="target")
+    t.add("p", "a", 0.8)
+    t.add("p", "a", 0.75)
+    out = run(t, split=ALL_DPO)
+    w = out["wrpo"].row(0, named=True)
+    assert (w["score_chosen_target"], w["score_rejected"], w["margin"]) == (0.95, 0.30, 0.65)
+    assert w["score_chosen_source"] == 0.8
+    # math keeps the verifier rules: y_wt must be correct, y_l incorrect
+    m = Table()
+    m.add("q", "t", 0.95, "incorrect", cat="math", role="target")
+    m.add("q", "t", 0.90, "correct", cat="math", role="target")
+    m.add("q", "t", 0.50, "correct", cat="math", role="target")
+    m.add("q", "t", 0.40, "incorrect", cat="math", role="target")
+    m.add("q", "a", 0.7, "correct", cat="math")
+    mo = run(m, split=ALL_DPO)
+    assert mo["wrpo"].select("chosen_target_id", "rejected_id").rows() == [("q/t/1", "q/t/3")]
 
 
 # --------------------------------------------------------------------------- stage

@@ -100,85 +100,8 @@ def test_openmathinstruct2_gold_and_imported_solution():
     assert p["gold"].to_list() == ["4", "56", "29", "4"]
 
 
-def _run_reference(code: str, entry: str, cases: list[dict], prelude: str = "") -> None:
-    """Call the dataset's reference solution on the extracted cases (a tiny local runner)."""
-    ns: dict = {}
-    exec(prelude + "\n" + code, ns)  # noqa: S102 - fixture code written in this repo
-    fn = ns[entry]
-    for c in cases:
-        assert fn(**c["input"]) == pytest.approx(c["output"])
-
-
-def test_leetcode_cases_from_examples_match_reference_solutions():
-    p, d = run("leetcode.jsonl", "leetcode", "code", [{"type": "has_tests"}])
-    assert drops(d) == {1: "unsupported_io:ListNode", 4: "design_problem",
-                        5: "no_reference_solution"}
-    jobs = [json.loads(t) for t in p["tests"]]
-    assert jobs[0]["entry_point"] == "Solution.twoSum"
-    assert jobs[0]["cases"][0] == {"input": {"nums": [2, 7, 11, 15], "target": 9},
-                                   "output": [0, 1]}
-    # the dataset's "abcabcbb " string artifact is removed
-    assert jobs[1]["cases"][0] == {"input": {"s": "abcabcbb"}, "output": 3}
-    assert jobs[2]["cases"][1]["output"] == 2.5
-    rows = [json.loads(line) for line in (FIX / "leetcode.jsonl").read_text().splitlines()]
-    from fusedata.sources.code import _code_blocks
-
-    for job, ri in zip(jobs, p["row_index"], strict=True):
-        code = _code_blocks(rows[ri]["python"])[0]
-        _run_reference(code, job["function"], job["cases"], job["prelude"])
-        assert f"def {job['function']}(self" in last_user(p)[list(p["row_index"]).index(ri)]
-
-
-def test_leetcode_parse_values():
-    from fusedata.sources.code import parse_inputs, parse_value
-
-    assert parse_inputs('grid = \\[\\[1,0\\],\\[0,1\\]\\], k = 2, word = "ab "') == {
-        "grid": [[1, 0], [0, 1]], "k": 2, "word": "ab"}
-    assert parse_value("true") is True and parse_value("null") is None
-    assert parse_inputs('s = "a,b = c ", n = 3') == {"s": "a,b = c", "n": 3}
-    with pytest.raises(ValueError):
-        parse_inputs('\\["LRUCache ", "put "\\]')
-
-
-def test_self_oss_instruct_asserts_run_against_the_implementation():
-    p, d = run("self_oss_instruct.jsonl", "self_oss_instruct", "code", [{"type": "has_tests"}])
-    assert drops(d) == {2: "no_tests_section", 3: "tests_without_assert",
-                        4: "tests_syntax_error:line2"}
-    jobs = [json.loads(t) for t in p["tests"]]
-    assert jobs[0] == {"test": "assert square_all([1, 2, 3]) == [1, 4, 9]\n"
-                               "assert square_all([]) == []\n", "entry_point": "square_all"}
-    assert jobs[1]["entry_point"] == "parse_tags"
-    rows = [json.loads(line) for line in (FIX / "self_oss_instruct.jsonl").read_text().splitlines()]
-    from fusedata.sources.code import _code_blocks, _sections
-
-    for job, ri in zip(jobs, p["row_index"], strict=True):
-        impl = _code_blocks(_sections(rows[ri]["response"])["implementation"])[0]
-        exec(impl + "\n" + job["test"], {})  # noqa: S102 - the dataset's own solution passes
-        with pytest.raises(AssertionError):  # ... and a wrong one fails
-            exec(impl.replace("return", "return None and", 1) + "\n" + job["test"], {})
-
-
-def test_sandbox_job_format_if_available():
-    sandbox = pytest.importorskip("sandbox")
-    if not hasattr(sandbox, "validate_job"):
-        pytest.skip("the sandbox package is not merged in this checkout")
-    for f, loader in (("leetcode.jsonl", "leetcode"), ("self_oss_instruct.jsonl",
-                                                       "self_oss_instruct")):
-        p, _ = run(f, loader, "code")
-        for i, t in enumerate(p["tests"]):
-            job = {"id": i, "code": "pass", **json.loads(t)}
-            assert sandbox.validate_job(job) is None
-    # end to end: a correct LeetCode answer passes the extracted cases, a wrong one fails
-    p, _ = run("leetcode.jsonl", "leetcode", "code")
-    t = json.loads(p["tests"][0])
-    good = ("class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n"
-            "        seen = {}\n        for i, x in enumerate(nums):\n"
-            "            if target - x in seen:\n                return [seen[target - x], i]\n"
-            "            seen[x] = i\n")
-    bad = good.replace("[seen[target - x], i]", "[i, seen[target - x]]")
-    verdicts = sandbox.run_jobs([{"id": "good", "code": good, **t}, {"id": "bad", "code": bad, **t}],
-                                workers=1, isolation=False)
-    assert [v["verdict"] for v in verdicts] == ["passed", "failed"]
+# The coding loaders (leetcode, self-oss-instruct) are tested on real rows in
+# tests/test_sources_code.py.
 
 
 def test_alpaca_zh_language_domain_and_input_field():
@@ -358,12 +281,13 @@ def test_fusechat3_recipe_validates_and_dry_run_plans_offline(monkeypatch):
     assert res.exit_code == 0, res.output
     out = res.output
     assert "stages prompts -> sample -> score -> verify -> select -> export" in out
-    # instruction 80,907 prompts x 5 x 4 + code 16,809 x 8 x 4 + Chinese 9,952 x 1
-    # + math 58,546 x 5 (Qwen2.5-Math); the 405B math answers are imported
-    gens = 80_907 * 5 * 4 + 16_809 * 8 * 4 + 9_952 + 58_546 * 5
+    # instruction 80,907 prompts x 5 x 4 + code 15,896 (leetcode 2,200 + self-oss 13,696)
+    # x 8 x 4 + Chinese 9,952 x 1 + math 58,546 x 5 (Qwen2.5-Math); the 405B math answers
+    # are imported
+    gens = 80_907 * 5 * 4 + 15_896 * 8 * 4 + 9_952 + 58_546 * 5
     assert f"estimated generations: {gens:,}" in out
     assert "imported responses: 58,546" in out
-    assert f"estimated sandbox runs: {16_809 * 8 * 4:,}" in out
+    assert f"estimated sandbox runs: {15_896 * 8 * 4:,}" in out
     assert f"estimated math checks: {58_546 * 6:,}" in out
     assert "qwen2.5-72b-instruct [source, vllm] Qwen/Qwen2.5-72B-Instruct: temp 0.7 top_p 0.8 " \
            "rep 1.05" in out

@@ -267,8 +267,28 @@ def test_find_and_load_sets_in_both_layouts(tmp_path):
     with pytest.raises(TrainDataError, match="no dpo set"):
         find_set(tmp_path / "a", "dpo")
     _write(tmp_path / "c" / "data" / "wrpo", pl.DataFrame({"prompt": [_msg("user", "x")]}))
-    with pytest.raises(TrainDataError, match="lacks column.*chosen_source"):
+    with pytest.raises(TrainDataError, match="lacks column.*chosen, rejected"):
         load_set(tmp_path / "c", "wrpo")
+
+
+def test_wrpo_set_in_wrpos_shape_loads_for_the_trainer(tmp_path):
+    """WRPO's record: prompt = one user message, chosen = [y_ws, y_wt], rejected = [y_l]."""
+    ws, wt, yl = (_msg("assistant", t)[0] for t in ("source best", "target best", "worst"))
+    row = {"prompt_id": "p", "prompt": {"role": "user", "content": "hi"},
+           "chosen": [ws, wt], "rejected": [yl]}
+    _write(tmp_path / "w" / "data" / "wrpo", pl.DataFrame([row]))      # WRPO's own files
+    ds = load_set(tmp_path / "w", "wrpo")
+    assert ds.column_names == ["prompt", "chosen_source", "chosen_target", "rejected"]
+    assert ds[0] == {"prompt": _msg("user", "hi"), "chosen_source": [ws],
+                     "chosen_target": [wt], "rejected": [yl]}
+    # fusedata's export adds every prompt turn: the trainer takes those
+    turns = _msg("system", "be brief") + _msg("user", "hi")
+    _write(tmp_path / "f" / "data" / "wrpo",
+           pl.DataFrame([{**row, "prompt_messages": turns}]))
+    assert load_set(tmp_path / "f", "wrpo")[0]["prompt"] == turns
+    _write(tmp_path / "bad" / "data" / "wrpo", pl.DataFrame([{**row, "chosen": [ws]}]))
+    with pytest.raises(TrainDataError, match=r"row 0: a WRPO record needs chosen = \[y_ws, y_wt\]"):
+        load_set(tmp_path / "bad", "wrpo")
 
 
 def test_sft_on_a_set_smaller_than_one_batch_steps_once_per_epoch(tiny_models, tmp_path):

@@ -1,9 +1,10 @@
 """The demo's output trains through `sft`, then `dpo --length-normalize`, then `wrpo` on CPU.
 
-The WRPO table comes from selection (built by another stage); here it is
-written in the agreed export shape from the DPO set, with a different
-target answer per prompt, so the trainer is exercised on the real layout
-(``OUT/data/wrpo/``) while SFT/DPO come straight from a real build.
+The WRPO table is written here in the published WRPO shape (``prompt`` one user
+message, ``chosen`` = [y_ws, y_wt], ``rejected`` = [y_l], ``prompt_messages``) from
+the DPO set, with a different target answer per prompt, so the trainer is exercised
+on the real layout (``OUT/data/wrpo/``) while SFT/DPO come straight from a real build
+(tests/test_export_trl.py trains on a WRPO set a build selected).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def demo_out(tiny_models, tmp_path_factory):
     dpo = pl.read_parquet(res.files["dpo"])
     chosen = pl.col("chosen").list.first().struct.field("content")
     wrpo = dpo.select(
-        "prompt", chosen_source="chosen", chosen_target=_assistant(chosen.str.reverse()),
-        rejected="rejected", prompt_id="prompt_id", score_chosen_source="score_chosen",
+        "prompt_id", prompt=pl.col("prompt").list.last(),
+        chosen=pl.concat_list("chosen", _assistant(chosen.str.reverse())),
+        rejected="rejected", prompt_messages="prompt", score_chosen_source="score_chosen",
         score_chosen_target="score_chosen", score_rejected="score_rejected", margin="margin",
         source_model="source_model", target_model=pl.lit("target"), category="category",
         source="source", source_dataset="source_dataset")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import unicodedata
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from ..recipe import (
     DomainFilter,
     HasTestsFilter,
     LanguageFilter,
+    ReferencePassesFilter,
 )
 from .classify import classify
 
@@ -112,6 +114,41 @@ class HasTests:
 
     def check(self, rec: dict[str, Any]) -> str | None:
         return None if rec.get("tests") else "no_tests"
+
+
+class ReferencePasses:
+    """Drop rows whose dataset solution fails the extracted tests (see
+    :class:`~fusedata.recipe.ReferencePassesFilter`).  The pool (isolation on) starts at the
+    first row and is closed when the filter is garbage-collected or at exit."""
+
+    def __init__(self, spec: ReferencePassesFilter):
+        self.spec = spec
+        self._pool: Any = None
+        self._n = 0
+
+    def _get_pool(self) -> Any:
+        if self._pool is None:
+            from sandbox import SandboxPool  # lazy: only recipes using the filter need it
+
+            self._pool = SandboxPool(workers=self.spec.workers, isolation=True)
+            weakref.finalize(self, self._pool.close)
+        return self._pool
+
+    def job(self, rec: dict[str, Any]) -> dict[str, Any] | None:
+        """The sandbox job running the row's reference against its tests (None: no reference)."""
+        ref = (rec.get("meta") or {}).get("reference")
+        if not ref or not rec.get("tests"):
+            return None
+        self._n += 1
+        return {**json.loads(rec["tests"]), **ref, "id": self._n,
+                "timeout_s": self.spec.timeout_s, "memory_mb": self.spec.memory_mb}
+
+    def check(self, rec: dict[str, Any]) -> str | None:
+        job = self.job(rec)
+        if job is None:
+            return None if self.spec.keep_without else "reference:none"
+        [verdict] = self._get_pool().run([job])
+        return None if verdict["verdict"] == "passed" else f"reference:{verdict['verdict']}"
 
 
 # --------------------------------------------------------------------------- dedup
@@ -293,6 +330,8 @@ def build_filters(specs: list[Any], base: Path) -> list[tuple[str, Filter]]:
             out.append(("dedup", Dedup(s)))
         elif isinstance(s, DecontaminateFilter):
             out.append(("decontaminate", Decontaminate(s, base)))
+        elif isinstance(s, ReferencePassesFilter):
+            out.append(("reference_passes", ReferencePasses(s)))
         else:  # pragma: no cover - the recipe schema admits only the types above
             raise TypeError(f"unknown filter {s!r}")
     return out

@@ -2,9 +2,15 @@
 
 Two layouts exist: the publish layout ``OUT/data/NAME/*.parquet`` and the
 foundation's ``OUT/NAME/*.parquet``; the first found wins.  Only the columns
-a trainer consumes are kept: SFT's export also has a plain-text ``prompt``
-column, and TRL's ``SFTTrainer`` would mistake a row holding both ``prompt``
-and ``messages`` for a prompt-completion example.
+a trainer consumes are kept.
+
+The WRPO set is published in WRPO's own shape (``prompt`` one user message,
+``chosen`` = [y_ws, y_wt], ``rejected`` = [y_l], plus ``prompt_messages`` with all
+prompt turns); :func:`load_set` turns it into the columns
+:class:`fusedata.train.wrpo.WRPOTrainer` tokenises (``prompt`` message list,
+``chosen_source``, ``chosen_target``, ``rejected`` one-message lists).  Files
+written by WRPO's pipeline (no ``prompt_messages``) and fusedata's earlier
+``chosen_source`` / ``chosen_target`` files load too.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from pathlib import Path
 COLUMNS: dict[str, tuple[str, ...]] = {
     "sft": ("messages",),
     "dpo": ("prompt", "chosen", "rejected"),
-    "wrpo": ("prompt", "chosen_source", "chosen_target", "rejected"),
+    "wrpo": ("prompt", "chosen", "rejected"),
 }
+#: the trainer-side WRPO columns, and the columns of fusedata's earlier WRPO files
+WRPO_TRAIN = ("prompt", "chosen_source", "chosen_target", "rejected")
 
 
 class TrainDataError(ValueError):
@@ -47,12 +55,38 @@ def load_set(out: str | Path, name: str, files: list[Path] | None = None):
     frames = []
     for f in files:
         schema = pl.read_parquet_schema(f)
+        if name == "wrpo" and all(c in schema for c in WRPO_TRAIN):
+            frames.append(pl.read_parquet(f, columns=list(WRPO_TRAIN)))  # earlier layout
+            continue
         missing = [c for c in COLUMNS[name] if c not in schema]
         if missing:
             raise TrainDataError(f"{f}: {name} file lacks column(s) {', '.join(missing)} "
                                  f"(has {', '.join(schema)})")
-        frames.append(pl.read_parquet(f, columns=list(COLUMNS[name])))
+        cols = list(COLUMNS[name]) + (["prompt_messages"] if name == "wrpo"
+                                      and "prompt_messages" in schema else [])
+        df = pl.read_parquet(f, columns=cols)
+        frames.append(_wrpo_for_training(df, f) if name == "wrpo" else df)
     df = pl.concat(frames, how="vertical_relaxed")
     if df.height == 0:
         raise TrainDataError(f"{files[0].parent}: the {name} set is empty; nothing to train on")
     return datasets.Dataset.from_polars(df)
+
+
+def _wrpo_for_training(df, path: Path):
+    """WRPO's published shape -> the trainer's (prompt list, y_ws, y_wt, y_l one-message lists)."""
+    import polars as pl
+
+    bad = df.with_row_index("row").filter(
+        (pl.col("chosen").list.len() != 2) | (pl.col("rejected").list.len() < 1))
+    if bad.height:
+        raise TrainDataError(f"{path}: row {bad['row'][0]}: a WRPO record needs chosen = "
+                             "[y_ws, y_wt] (2 messages) and rejected = [y_l] (>= 1 message)")
+    if "prompt_messages" in df.columns:
+        prompt = pl.col("prompt_messages")
+    elif isinstance(df.schema["prompt"], pl.List):
+        prompt = pl.col("prompt")
+    else:  # WRPO's shape: one user message
+        prompt = pl.concat_list(pl.col("prompt"))
+    return df.select(prompt=prompt, chosen_source=pl.col("chosen").list.slice(0, 1),
+                     chosen_target=pl.col("chosen").list.slice(1, 1),
+                     rejected=pl.col("rejected").list.slice(0, 1))
