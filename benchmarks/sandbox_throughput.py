@@ -4,6 +4,12 @@ Both sides run the same mix of small jobs (passing, subtly failing, crashing and
 timeouts) with the same concurrency (one slot per usable CPU), must agree on every pass/fail/
 timeout outcome, and the script ends with ``ratio: X`` (sandbox execs/s over baseline).
 
+Where the time goes is printed too: CPU per job of the runner, of the workers together with
+their jobs (read from ``/proc``) and of the baseline's interpreters (``RUSAGE_CHILDREN``),
+and the ceiling the timeout jobs put on the ratio: each of them burns its full 0.5 s of CPU
+on *both* sides, so even a sandbox that cost nothing could not exceed
+``baseline time / time of the timeout jobs`` on this mix.
+
     PYTHONPATH=. python benchmarks/sandbox_throughput.py [--jobs 1000] [--workers N]
 """
 
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -55,6 +62,13 @@ def baseline_one(job: dict) -> str:
     return "passed" if r.returncode == 0 else "failed"
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` plus its reaped children (the jobs a worker forked)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def outcome(verdict: str) -> str:
     return verdict if verdict in ("passed", "timeout") else "failed"
 
@@ -69,15 +83,22 @@ def main() -> None:
 
     with SandboxPool(workers=args.workers, isolation=not args.no_isolation) as pool:
         pool.run(jobs[: args.workers * 2])  # warm-up: not timed, like the OS page cache below
+        pids = [w.proc.pid for w in pool._workers]  # type: ignore[union-attr]
+        w0, r0 = sum(map(_proc_cpu, pids)), time.process_time()
         t0 = time.perf_counter()
         sandbox_out = [outcome(v["verdict"]) for v in pool.run(jobs)]
         t_sandbox = time.perf_counter() - t0
+        cpu_runner = time.process_time() - r0
+        cpu_workers = sum(map(_proc_cpu, pids)) - w0
 
     baseline_one(jobs[0])
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.workers) as ex:
         baseline_out = list(ex.map(baseline_one, jobs))
     t_base = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_base = c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
 
     mismatches = [(j["id"], s, b) for j, s, b in zip(jobs, sandbox_out, baseline_out,
                                                     strict=True) if s != b]
@@ -88,6 +109,21 @@ def main() -> None:
     print(f"jobs: {len(jobs)} {counts}, workers: {args.workers}, isolation: {iso}")
     print(f"sandbox:  {s_rate:8.1f} execs/s ({t_sandbox:.2f} s)")
     print(f"baseline: {b_rate:8.1f} execs/s ({t_base:.2f} s)  [subprocess.run(sys.executable -c)]")
+    n_to = counts["timeout"]
+    quick = len(jobs) - n_to
+    spent = n_to * TIMEOUT_S  # CPU the timeout jobs burn, on either side
+    print(f"cpu/job:  sandbox {1e3 * (cpu_runner + cpu_workers) / len(jobs):.2f} ms (runner "
+          f"{1e3 * cpu_runner / len(jobs):.2f}, workers+jobs {1e3 * cpu_workers / len(jobs):.2f})"
+          f", baseline {1e3 * cpu_base / len(jobs):.2f} ms")
+    if quick and cpu_workers + cpu_runner > spent:
+        s_q = (cpu_runner + cpu_workers - spent) / quick
+        b_q = max(cpu_base - spent, 0.0) / quick
+        print(f"cpu/job without the {n_to} timeout jobs: sandbox {1e3 * s_q:.2f} ms, baseline "
+              f"{1e3 * b_q:.2f} ms (x{b_q / s_q:.1f})")
+    if n_to:
+        ceiling = t_base / (spent / args.workers)
+        print(f"ceiling: {n_to} timeout jobs x {TIMEOUT_S:g} s on both sides cap the ratio of "
+              f"this mix at {ceiling:.1f}, however fast the sandbox")
     print(f"ratio: {s_rate / b_rate:.2f}")
 
 

@@ -18,20 +18,22 @@ Job format (one JSON object per job / JSONL line):
     ran without error or skip;
   - ``cases`` + ``entry_point``: ``[{"input": [args...] | {kwargs}, "output": value}]``;
     ``entry_point`` is ``"func"`` or ``"Class.method"`` (a fresh ``Class()`` per case).  The
-    return value is converted to JSON data (tuples -> lists, sets -> sorted lists) and
-    compared in the trusted worker: exact for int/str/bool/None, floats with rel 1e-6 /
-    abs 1e-9;
+    return value must be plain data; it is converted to JSON data (tuples -> lists, sets ->
+    sorted lists) and compared by the runner, which alone holds the expected outputs: exact
+    for int/str/bool/None, floats with rel 1e-6 / abs 1e-9;
   - ``stdin_cases``: ``[{"input": "stdin text", "output": "expected stdout"}]``; the program
     runs once per case as ``__main__``; must exit 0; trailing whitespace per line and
     trailing blank lines are ignored.
 
-* optional ``entry_point`` (also checked statically for ``test`` jobs), ``prelude`` (trusted
-  set-up code run first, e.g. ``"from typing import *"``; its names count as defined),
+* optional ``entry_point`` (also checked statically for ``test`` jobs), ``prelude`` (set-up
+  code run first inside the confined job, e.g. ``"from typing import *"``; its names count as
+  defined),
   ``timeout_s``
   (wall clock, default 10), ``memory_mb`` (address space, default 1024).
 
 Verdict dicts (input order): ``id``, ``verdict`` (one of :data:`VERDICTS`), ``detail`` (short
-human text) and, when useful, ``failed_test``, ``error_type``, ``message``, ``elapsed_s``,
+human text), for passed ``test`` jobs ``judged`` (``"outside"``/``"in_process"``, see README)
+and, when useful, ``failed_test``, ``error_type``, ``message``, ``elapsed_s``,
 ``cpu_s``, ``output_truncated`` and (for non-passes) ``stdout``/``stderr`` tails.
 """
 
@@ -102,3 +104,6 @@ class Verdict(TypedDict, total=False):
     output_truncated: bool
     stdout: str
     stderr: str
+    judged: str
+    checks: int
+    in_process: list[str]

@@ -11,6 +11,7 @@ import os
 import queue
 import random
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sandbox import _compare, _leetcode, _worker
+from sandbox._split import split_job
 
 VERDICTS = ("passed", "failed", "timeout", "memory", "syntax_error", "static_error",
             "sandbox_error")
@@ -129,6 +131,58 @@ def _memory_cgroup_parent() -> str | None:
     return None
 
 
+CGROUP_PREFIX = "fusedata-sandbox-"
+
+
+def _rmdir_cgroup(path: str) -> bool:
+    """Remove a worker cgroup and its job cgroup (children first); True when gone."""
+    for _ in range(20):
+        try:
+            for sub in ("/job", ""):
+                try:
+                    os.rmdir(path + sub)
+                except FileNotFoundError:
+                    pass
+            return True
+        except OSError:  # zombies still charged; they go within milliseconds
+            time.sleep(0.05)
+    return False
+
+
+def sweep_stale_cgroups() -> list[str]:
+    """Remove cgroups left by runners that died without cleaning up (SIGKILL, crash): ours
+    are named after the runner's pid, so one whose runner is gone and which holds no task
+    is stale.  Returns the removed paths."""
+    parent = _memory_cgroup_parent()
+    removed: list[str] = []
+    if not parent:
+        return removed
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(CGROUP_PREFIX):
+            continue
+        try:
+            pid = int(name[len(CGROUP_PREFIX):].split("-")[0])
+        except ValueError:
+            continue
+        if pid == os.getpid() or os.path.exists(f"/proc/{pid}"):
+            continue
+        path = f"{parent}/{name}"
+        try:
+            os.rmdir(path + "/job")
+        except OSError:
+            pass
+        try:
+            os.rmdir(path)
+            removed.append(path)
+        except OSError:
+            pass  # still has tasks (or not ours to remove): leave it
+    return removed
+
+
 class _Worker:
     """Handle to one worker process; restartable."""
 
@@ -140,7 +194,9 @@ class _Worker:
     def start(self) -> None:
         stage = tempfile.mkdtemp(prefix="fusedata-sandbox-root-") if self.cfg["isolation"] \
             else ""
-        cfg = dict(self.cfg, stage=stage, cgroup=self._cgroup())
+        self.scratch = "" if self.cfg["isolation"] else tempfile.mkdtemp(
+            prefix="fusedata-sandbox-scratch-")
+        cfg = dict(self.cfg, stage=stage, cgroup=self._cgroup(), scratch=self.scratch)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
@@ -164,30 +220,27 @@ class _Worker:
             raise RuntimeError(f"sandbox worker failed to start: {err}")
 
     def _cgroup(self) -> str:
+        """``<parent>/fusedata-sandbox-<runner pid>-<uid>`` for the worker and ``.../job``
+        (limited) below it for its jobs; see ``_worker._join_cgroup``."""
         parent = _memory_cgroup_parent() if self.cfg["isolation"] else None
         if not parent:
             return ""
-        path = f"{parent}/fusedata-sandbox-{os.getpid()}-{self.cfg['uid']}"
+        path = f"{parent}/{CGROUP_PREFIX}{os.getpid()}-{self.cfg['uid']}"
         try:
-            os.makedirs(path, exist_ok=True)
-            with open(path + "/memory.limit_in_bytes", "w") as f:
+            os.makedirs(path + "/job", exist_ok=True)
+            self.cgroup_path = path
+            with open(path + "/job/memory.limit_in_bytes", "w") as f:
                 f.write(str(self.cfg["cgroup_mb"] << 20))
         except OSError:
+            self._remove_cgroup()
             return ""
-        self.cgroup_path = path
         return path
 
     def _remove_cgroup(self) -> None:
         path = getattr(self, "cgroup_path", "")
-        for _ in range(20):
-            try:
-                if path:
-                    os.rmdir(path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError:  # zombies still charged; they go within milliseconds
-                time.sleep(0.05)
+        if path:
+            _rmdir_cgroup(path)
+        self.cgroup_path = ""
 
     def _read(self, timeout: float) -> Any | None:
         assert self.proc and self.proc.stdout
@@ -226,6 +279,9 @@ class _Worker:
                 if f:
                     f.close()
         self._remove_cgroup()
+        if getattr(self, "scratch", ""):
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = ""
 
     def close(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -252,11 +308,15 @@ class SandboxPool:
         if unknown:
             raise TypeError(f"unknown limits: {sorted(unknown)}")
         n = workers or len(os.sched_getaffinity(0))
-        base_uid = random.randrange(1_000_000_000, 2_000_000_000)
+        if isolation:
+            sweep_stale_cgroups()
+        # each worker owns a range of uids, one per job (see _worker.run_one)
+        base_uid = random.randrange(1_000_000_000, 2_000_000_000 - (n << 16))
         project = _PKG_PARENT if not _PKG_PARENT.startswith(sys.prefix) else ""
         self.isolation = isolation
         self._workers: list[_Worker] = []
-        cfgs = [dict(DEFAULTS, **limits, isolation=isolation, uid=base_uid + i,
+        cfgs = [dict(DEFAULTS, **limits, isolation=isolation,
+                     uid=base_uid + i * _worker.UIDS_PER_WORKER,
                      project=project) for i in range(n)]
         # Start workers concurrently: each needs an interpreter start plus imports.
         errors: list[BaseException] = []
@@ -317,7 +377,8 @@ class SandboxPool:
                         if line and jid is None:
                             v["line"] = line  # lets the CLI resume past id-less lines
                     else:
-                        v = w.run(job)
+                        sent, held = split_job(job)  # expected values stay here
+                        v = _worker.judge(job, held, w.run(sent))
                         v["id"] = job["id"]
                     out.put((idx, v))
             except BaseException as e:  # noqa: BLE001 - surfaced in the consumer

@@ -8,9 +8,14 @@ private tmpfs ``/tmp`` and its own ``/proc``, so jobs never see each other, and 
 PID 1 makes the kernel kill every process the job created: nothing survives a job.
 
 Why setuid instead of a user namespace: the host runs as root and root ignores RLIMIT_NPROC.
-Dropping to a per-worker unprivileged uid (unique per pool, in a high range no real user owns)
-makes RLIMIT_NPROC bind (fork bombs stop), removes every capability, and makes the root-owned
-worker and runner un-signalable from the job.  No apt packages (bubblewrap) are needed.
+Dropping to an unprivileged uid of the job's own (from the worker's range, unique per pool, in
+a high range no real user owns) makes RLIMIT_NPROC bind (fork bombs stop), removes every
+capability, makes the root-owned worker and runner un-signalable from the job and leaves no
+per-uid kernel state (keyrings) to the next job.  A seccomp deny-list then closes kernel
+surface no test needs.  No apt packages (bubblewrap) are needed.
+
+The worker never judges: it returns what the job reported and the runner (``judge``), which
+alone holds expected values, decides the verdict.
 
 Protocol with the runner: 4-byte big-endian length + UTF-8 JSON frames on stdin/stdout.
 """
@@ -22,6 +27,7 @@ import gc
 import json
 import math
 import os
+import re
 import resource
 import secrets
 import select
@@ -36,6 +42,7 @@ from typing import Any
 from sandbox import _compare as _cmp  # issue 14: comparison modes
 from sandbox import _harness
 from sandbox import _linux as L
+from sandbox._plain import decode, to_plain
 
 PRELOAD = (
     "collections", "heapq", "itertools", "functools", "math", "cmath", "re", "bisect",
@@ -141,21 +148,30 @@ def isolate_worker(stage: str) -> int:
 
 
 _CG: dict[str, Any] = {}
+_JOBS = [0]
+_SECCOMP: list[L.SeccompFilter] = []
+UIDS_PER_WORKER = 1 << 16
 
 
 def _join_cgroup(cfg: dict[str, Any]) -> None:
-    """Move the worker (hence every job it forks) into its memory cgroup and keep fds to the
-    files needed later, because the cgroup filesystem is not visible after pivot_root."""
+    """Move the worker into its own (unlimited) memory cgroup and keep fds to the files of
+    the *job* cgroup below it, because the cgroup filesystem is not visible after pivot_root.
+
+    Why two levels: each job moves itself into ``<worker>/job``, which carries the limit, so
+    an out-of-memory job (memfd or tmpfs pages count too: they are charged to the writer's
+    cgroup) can only ever get its own processes OOM-killed, never the worker."""
     cg = cfg["cgroup"]
     with open(cg + "/cgroup.procs", "w") as f:
         f.write(str(os.getpid()))
-    _CG["oom"] = os.open(cg + "/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
-    _CG["limit"] = os.open(cg + "/memory.limit_in_bytes", os.O_WRONLY | os.O_CLOEXEC)
+    job = cg + "/job"
+    _CG["oom"] = os.open(job + "/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+    _CG["limit"] = os.open(job + "/memory.limit_in_bytes", os.O_WRONLY | os.O_CLOEXEC)
+    _CG["procs"] = os.open(job + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
     _CG["current"] = cfg["cgroup_mb"] << 20
 
 
 def _oom_kills() -> int:
-    """Cumulative OOM kills in the worker's cgroup (0 without a cgroup)."""
+    """Cumulative OOM kills in the job cgroup (0 without a cgroup)."""
     if "oom" not in _CG:
         return 0
     for line in os.pread(_CG["oom"], 4096, 0).decode().splitlines():
@@ -181,10 +197,11 @@ def _set_cgroup_limit(job: dict[str, Any], cfg: dict[str, Any]) -> None:
 
 
 def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce: str,
-           fds: tuple[int, int, int], workdir: str | None) -> None:
+           fds: tuple[int, int, int], workdir: str | None, uid: int) -> None:
     """Runs in the forked job process: finish confinement, drop privileges, run harness."""
     try:
-        uid = cfg["uid"]
+        if "procs" in _CG:
+            os.write(_CG["procs"], b"0")  # into the limited job cgroup, away from the worker
         os.setsid()
         if cfg["isolation"]:
             # A virtualenv that lives under /tmp (e.g. a CI clone) disappears under the
@@ -192,6 +209,9 @@ def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce
             # (inside the bound base installation) so jobs can still start Python.
             real_exe = os.path.realpath(sys.executable)
             L.unshare(L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS)
+            # Never rely on the worker having made "/" private: without this a mount below
+            # could propagate to the host.
+            L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
             L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
                     f"size={cfg['disk_mb']}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}")
             if not os.path.exists(sys.executable) and os.path.exists(real_exe):
@@ -225,6 +245,8 @@ def _child(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce
         L.join_new_session_keyring()  # do not possess the worker's (root's) keyrings
         # If the worker dies the job must die too (set after setuid, which clears it).
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if cfg["isolation"]:
+            _SECCOMP[0].install()  # last: the calls above are on its deny-list
         os.chdir(workdir or "/")
         os.environ.clear()
         os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir or "/tmp",
@@ -262,7 +284,13 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
             fcntl.fcntl(r, F_SETPIPE_SZ, 1 << 20)
         except OSError:
             pass
-    workdir = None if cfg["isolation"] else tempfile.mkdtemp(prefix="sandbox-job-")
+    # Without isolation jobs get a folder under the runner's per-worker scratch folder,
+    # which the runner removes even if this worker is killed mid-job.
+    workdir = None if cfg["isolation"] else tempfile.mkdtemp(prefix="job-", dir=cfg["scratch"])
+    # A uid per job (within this worker's range): nothing a job leaves in per-uid kernel
+    # state can be found by the next one.
+    _JOBS[0] += 1
+    uid = cfg["uid"] + _JOBS[0] % UIDS_PER_WORKER
     # Freeze the worker's objects out of the cyclic GC so collections in the child do not
     # touch (and copy-on-write) the whole inherited heap.
     gc.freeze()
@@ -283,7 +311,7 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
                 for r, _w in pipes:
                     os.close(r)
                 _child(job, prep, cfg, nonce, (pipes[0][1], pipes[1][1], pipes[2][1]),
-                       workdir)
+                       workdir, uid)
             finally:
                 os._exit(72)
     finally:
@@ -292,7 +320,8 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
             L.setns(pidns_fd, L.CLONE_NEWPID)
     for _r, w in pipes:
         os.close(w)
-    caps = [cfg["output_cap"], cfg["output_cap"], _harness.MAX_RECORD + 4096]
+    # reports: one record is at most MAX_RECORD; a test with many assertions writes many
+    caps = [cfg["output_cap"], cfg["output_cap"], 4 * _harness.MAX_RECORD]
     bufs = [bytearray(), bytearray(), bytearray()]
     totals = [0, 0, 0]
     pidfd = os.pidfd_open(pid)
@@ -354,10 +383,8 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
         shutil.rmtree(workdir, ignore_errors=True)
     oom = _oom_kills() > oom_before
     v = _verdict(job, cfg, nonce, status, timed_out, elapsed, cpu, bufs, totals, timeout)
-    if oom and v["verdict"] in ("failed", "timeout"):
-        v["verdict"] = "memory"
-        v["detail"] = f"out of memory: the job's processes together exceeded the " \
-                      f"{_CG['current'] >> 20} MiB cgroup limit ({v['detail']})"
+    if oom:
+        v["_oom_mb"] = _CG["current"] >> 20  # judged with the rest in the runner
     return v
 
 
@@ -396,8 +423,11 @@ def _tail(b: bytes, n: int = 1000) -> str:
 def _verdict(job: dict[str, Any], cfg: dict[str, Any], nonce: str, status: int,
              timed_out: bool, elapsed: float, cpu: float, bufs: list[bytearray],
              totals: list[int], timeout: float) -> dict[str, Any]:
+    """The verdict as far as the worker can tell.  Values the job reported (case results,
+    assertion operands) are passed on in ``_records`` for :func:`judge`, which runs in the
+    runner: only the runner holds the expected values."""
     recs = _records(bytes(bufs[2]), nonce)
-    final = next((r for r in recs if r.get("kind") != "progress"), None)
+    final = next((r for r in recs if r.get("kind") not in ("progress", "check")), None)
     at = next((r["at"] for r in reversed(recs) if r.get("kind") == "progress"), None)
     truncated = totals[0] > cfg["output_cap"] or totals[1] > cfg["output_cap"]
     v: dict[str, Any] = {"id": job.get("id"), "elapsed_s": round(elapsed, 4),
@@ -420,24 +450,122 @@ def _verdict(job: dict[str, Any], cfg: dict[str, Any], nonce: str, status: int,
                      error_type="EarlyExit", message=how)
     else:
         kind = final.get("kind")
-        if kind == "results":
-            v.update(_compare(job, final.get("results") or []))
-        elif kind in ("passed", "failed", "memory", "syntax_error", "static_error",
-                      "sandbox_error"):
+        if kind in ("results", "done"):
+            v.update(verdict="pending", detail="")
+        elif kind in ("failed", "memory", "syntax_error", "static_error", "sandbox_error"):
             v["verdict"] = kind
             v["detail"] = str(final.get("detail", ""))[:1000]
             for k in ("failed_test", "error_type", "message"):
                 if k in final:
                     v[k] = final[k]
         else:
-            v.update(verdict="sandbox_error", detail=f"unknown harness record {kind!r}")
-    if v["verdict"] != "passed":
-        v["stdout"] = _tail(bytes(bufs[0]))
-        v["stderr"] = _tail(bytes(bufs[1]))
+            v.update(verdict="failed", detail=f"unknown report {kind!r} from the job",
+                     error_type="BadReport", message="")
+    v["_records"] = recs
+    v["_tails"] = [_tail(bytes(bufs[0])), _tail(bytes(bufs[1]))]
     if truncated:
-        v["detail"] += f" [output truncated: {totals[0]}+{totals[1]} bytes, kept " \
-                       f"{cfg['output_cap']} per stream]"
+        v["_truncated"] = f" [output truncated: {totals[0]}+{totals[1]} bytes, kept " \
+                          f"{cfg['output_cap']} per stream]"
     return v
+
+
+_STMT = re.compile(r"\bstatement (\d+)\b")
+
+
+def judge(job: dict[str, Any], held: Any, v: dict[str, Any]) -> dict[str, Any]:
+    """Runner side: finish a worker's verdict with the values only the runner holds.
+
+    ``job`` is the original job (with expected outputs), ``held`` the
+    :class:`sandbox._split.TestSplit` for ``test`` jobs (None otherwise).  A failing split
+    assertion reported before anything else went wrong makes the job ``failed``; a ``done``
+    job passes only when every required assertion was reported and held.
+    """
+    from sandbox._split import apply_check  # runner-only import
+
+    recs = v.pop("_records", [])
+    tails = v.pop("_tails", ["", ""])
+    trunc = v.pop("_truncated", "")
+    try:
+        if held is not None:
+            _judge_checks(v, recs, held, apply_check)
+        elif v["verdict"] == "pending":
+            final = next(r for r in recs if r.get("kind") == "results")
+            v.update(_compare(job, _decode_results(final.get("results"), "stdin_cases" in job)))
+    except Exception as e:  # noqa: BLE001 - whatever the job wrote, it cannot crash the runner
+        v.update(verdict="failed", detail=f"malformed report from the job: {e}",
+                 error_type="BadReport", message=str(e)[:300])
+    if v["verdict"] == "pending":
+        v.update(verdict="sandbox_error", detail="job finished without a judgeable report")
+    oom_mb = v.pop("_oom_mb", None)
+    if oom_mb and v["verdict"] in ("failed", "timeout", "sandbox_error"):
+        v["verdict"] = "memory"
+        v["detail"] = f"out of memory: the job's processes together exceeded the " \
+                      f"{oom_mb} MiB cgroup limit ({v['detail']})"
+    if held is not None:
+        v["detail"] = _STMT.sub(lambda m: held.labels.get(m.group(0), m.group(0)), v["detail"])
+        at = v.get("failed_test")
+        if isinstance(at, str) and at in held.labels:
+            v["failed_test"] = int(at.split()[1])
+    if v["verdict"] != "passed":
+        v["stdout"], v["stderr"] = tails
+    v["detail"] += trunc
+    return v
+
+
+def _judge_checks(v: dict[str, Any], recs: list[dict[str, Any]], held: Any,
+                  apply_check: Any) -> None:
+    at = test = None
+    seen: set[int] = set()
+    for r in recs:
+        kind = r.get("kind")
+        if kind == "progress":
+            at, test = r.get("at"), r.get("test")
+        elif kind == "check":
+            k = r.get("k")
+            if type(k) is not int or not 0 <= k < len(held.checks):
+                raise ValueError(f"unknown check {k!r}")
+            chk = held.checks[k]
+            ok, msg = apply_check(chk, decode(r.get("v")))
+            seen.add(k)
+            if not ok:
+                where = at or "test code"
+                if f"(line {chk.line}:" not in held.labels.get(at, ""):
+                    where += f", line {chk.line} ({chk.src[:80]})"
+                v.update(verdict="failed", failed_test=test, error_type="AssertionError",
+                         message=msg[:300], detail=f"{where}: AssertionError: {msg}"[:1000])
+                return
+        elif kind != "done":
+            return  # a failure record: the worker's verdict stands
+    if v["verdict"] != "pending":
+        return
+    missing = [k for k, c in enumerate(held.checks) if c.required and k not in seen]
+    if missing:
+        c = held.checks[missing[0]]
+        v.update(verdict="failed", failed_test=None, error_type="Incomplete", message="",
+                 detail=f"assertion at line {c.line} ({c.src[:80]}) was never checked")
+        return
+    count = next((r.get("count") for r in recs if r.get("kind") == "done"), 0)
+    v.update(verdict="passed", detail=f"all {count} tests passed", checks=len(seen))
+    reasons = list(held.in_process) + [
+        f"line {c.line}: assertion not reached unconditionally" for c in held.checks
+        if not c.required] + [f"line {c.line}: a value computed in the job decides "
+                              f"({c.op}{' held literal' if c.held else ''})"
+                              for c in held.checks if not c.strong]
+    v["judged"] = "in_process" if reasons else "outside"
+    if reasons:
+        v["in_process"] = reasons[:5]
+
+
+def _decode_results(raw: Any, stdin_mode: bool) -> list[Any]:
+    """Job-reported case results -> the plain JSON form :func:`_compare` expects."""
+    out = []
+    for r in decode(raw):
+        if type(r) is not dict:
+            raise ValueError("case result is not an object")
+        if "value" in r and not stdin_mode:
+            r = {"value": to_plain(r["value"])}
+        out.append(r)
+    return out
 
 
 def values_equal(got: Any, want: Any) -> bool:
@@ -469,7 +597,15 @@ def _short_json(x: Any, n: int = 200) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
 
+def _case_matches(job: dict[str, Any], want: Any, got: Any) -> bool:
+    """Compare one expected/got pair of the ``cases`` format (both plain JSON data), with the
+    job's comparison mode (issue 14, ``sandbox/_compare.py``); runs in the runner, never in a
+    job."""
+    return _cmp.equal(got, want, job.get("compare"))
+
+
 def _compare(job: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Judge decoded case results against the original job's expected outputs (runner)."""
     stdin_mode = "stdin_cases" in job
     cases = job["stdin_cases"] if stdin_mode else job["cases"]
     label = "stdin case" if stdin_mode else "case"
@@ -498,7 +634,7 @@ def _compare(job: dict[str, Any], results: list[Any]) -> dict[str, Any]:
                 return {"verdict": verdict, "failed_test": i, "error_type": et, "message": msg,
                         "detail": f"{label} {i}: {et}" + (f": {msg}" if msg else "")}
             got, want = r["value"], case.get("output")
-            if not _cmp.equal(got, want, job.get("compare")):  # issue 14 hook: compare modes
+            if not _case_matches(job, want, got):
                 return {"verdict": "failed", "failed_test": i, "error_type": "WrongAnswer",
                         "message": f"expected {_short_json(want)}, got {_short_json(got)}",
                         "detail": f"{label} {i}: expected {_short_json(want)}, "
@@ -528,6 +664,7 @@ def main() -> None:
             _join_cgroup(cfg)
         if cfg["isolation"]:
             pidns_fd = isolate_worker(cfg["stage"])
+            _SECCOMP.append(L.SeccompFilter())
         if cfg["project"]:
             sys.path[:] = [p for p in sys.path if p and not p.startswith(cfg["project"])]
         _harness.snapshot_state()

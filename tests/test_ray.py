@@ -26,20 +26,60 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+_HEAD: dict[str, subprocess.Popen] = {}  # address -> the `ray start --block` we own
+
+
+def _tree(pid: int) -> list:
+    """``pid`` and every process it started (the only processes these tests may signal)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """`ray start --head` on 127.0.0.1 with 2 CPUs; stopped after the module."""
+    """A private ``ray start --head --block`` on 127.0.0.1 with 2 CPUs, owned by this fixture.
+
+    ``--block`` keeps the starting process alive and makes it shut its own Ray processes
+    down when terminated, so teardown stops exactly this cluster: never ``ray stop`` (it
+    stops every Ray instance on the machine, also other users'), never a match on names.
+    """
     port = _free_port()
     tmp = tmp_path_factory.mktemp("ray")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    cmd = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+    cmd = [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
            "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={tmp}",
            "--disable-usage-stats"]
-    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
+    log = open(tmp / "ray-start.log", "wb")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
-        yield f"127.0.0.1:{port}"
+        deadline = time.time() + 180
+        while not (tmp / "ray_current_cluster").exists():
+            assert proc.poll() is None, (tmp / "ray-start.log").read_text()[-3000:]
+            assert time.time() < deadline, "ray head did not start in 180 s"
+            time.sleep(0.2)
+        addr = f"127.0.0.1:{port}"
+        _HEAD[addr] = proc
+        yield addr
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        started = _tree(proc.pid)
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for p in started[1:]:  # anything of ours the graceful shutdown left behind
+            try:
+                p.kill()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        log.close()
 
 
 def _recipe(tmp: Path, models, name: str, executor: dict) -> Path:
@@ -98,11 +138,15 @@ def test_ray_worker_killed_mid_stage(cluster, tiny_models, tmp_path, local_ref):
     deadline = time.time() + 240
     while time.time() < deadline and p.poll() is None and killed is None:
         if list(sample.glob("policy-a-*/shard-*.parquet")):
-            for proc in psutil.process_iter(["pid", "cmdline"]):
-                cmd = " ".join(proc.info["cmdline"] or [])
-                if "ShardWorker" in cmd:
-                    os.kill(proc.info["pid"], signal.SIGKILL)
-                    killed = proc.info["pid"]
+            # only among the processes of our own cluster (see ``cluster``)
+            for proc in _tree(_HEAD[cluster].pid):
+                try:
+                    title = " ".join(proc.cmdline())
+                except psutil.Error:
+                    continue
+                if "ShardWorker" in title:
+                    proc.kill()
+                    killed = proc.pid
                     break
         time.sleep(0.02)
     err = p.communicate(timeout=300)[1].decode()

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import sandbox
-from sandbox import SandboxPool, SandboxUnavailableError, _pool, run_jobs
-from sandbox._harness import to_plain
+from sandbox import SandboxPool, SandboxUnavailableError, _pool, _worker, run_jobs
+from sandbox._plain import to_plain
 from sandbox._worker import normalize_output, values_equal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def pool(secret_home: Path) -> SandboxPool:
         os.environ.update(old)
 
 
-def _host_pids_for_uids(uids: set[int]) -> list[int]:
+def _host_pids_for_uids(uids: list[range]) -> list[int]:
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -98,7 +98,7 @@ def _host_pids_for_uids(uids: set[int]) -> list[int]:
             st = os.stat(f"/proc/{d}")
         except OSError:
             continue
-        if st.st_uid in uids:
+        if any(st.st_uid in r for r in uids):
             try:
                 state = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[0]
             except (OSError, IndexError):
@@ -108,8 +108,20 @@ def _host_pids_for_uids(uids: set[int]) -> list[int]:
     return out
 
 
-def _uids(p: SandboxPool) -> set[int]:
-    return {w.cfg["uid"] for w in p._workers}
+def _uids(p: SandboxPool) -> list[range]:
+    """The uid ranges of the pool's workers (one uid per job within each)."""
+    return [range(w.cfg["uid"], w.cfg["uid"] + _worker.UIDS_PER_WORKER) for w in p._workers]
+
+
+def assert_isolated(p: SandboxPool) -> None:
+    """Hostile payloads run only after this: the pool must be isolated, and a probe job must
+    see itself as an unprivileged PID 1 with no network and no host /tmp."""
+    assert p.isolation is True
+    [v] = p.run([{"id": "isolation-probe", "code": "import os, socket\n",
+                  "test": "assert os.getuid() != 0\nassert os.getpid() == 1\n"
+                          "assert os.listdir('/tmp') == []\n"
+                          "assert socket.if_nameindex() in ([], [(1, 'lo')])\n"}])
+    assert v["verdict"] == "passed", v
 
 
 # ---------------------------------------------------------------------- hostile programs
@@ -186,6 +198,7 @@ def _hostile_jobs(secret_home: Path, port: int, marker_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def hostile(pool: SandboxPool, secret_home: Path, listener: _Listener,
             tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    assert_isolated(pool)
     marker_dir = tmp_path_factory.mktemp("markers")
     jobs = _hostile_jobs(secret_home, listener.getsockname()[1], marker_dir)
     t0 = time.monotonic()
@@ -266,6 +279,7 @@ def test_kill_parent_does_not_hurt_runner(hostile: dict[str, dict], pool: Sandbo
 def test_limits_bind(pool: SandboxPool) -> None:
     """RLIMIT_NPROC binds (it would not for root), files are size-capped, and the job runs as
     an unprivileged uid with a read-only system and a private writable /tmp."""
+    assert_isolated(pool)
     code = (
         "import os, threading, time\n"
         "n = 0\n"
@@ -291,6 +305,7 @@ def test_limits_bind(pool: SandboxPool) -> None:
 
 @needs_isolation
 def test_jobs_cannot_see_each_other(pool: SandboxPool) -> None:
+    assert_isolated(pool)
     code = ("import os, time\nbefore = sorted(os.listdir('/tmp'))\n"
             "open('/tmp/marker_' + str(time.time_ns()), 'w').write('x')\ntime.sleep(0.3)\n")
     jobs = [{"id": i, "code": code, "test": "assert before == [], before"} for i in range(6)]
@@ -370,15 +385,23 @@ INTEGRITY = {
 }
 
 
-@pytest.mark.parametrize("isolation", [pytest.param(True, marks=needs_isolation), False])
-def test_harness_integrity(isolation: bool, pool: SandboxPool) -> None:
+@needs_isolation
+def test_harness_integrity(pool: SandboxPool) -> None:
+    assert_isolated(pool)
     jobs = [{"id": k, "code": c, "test": t, "timeout_s": 5} for k, (c, t) in INTEGRITY.items()]
-    if isolation:
-        verdicts = pool.run(jobs)
-    else:
-        verdicts = run_jobs(jobs, workers=2, isolation=False)
-    bad = {v["id"]: v for v in verdicts if v["verdict"] != "failed"}
+    bad = {v["id"]: v for v in pool.run(jobs) if v["verdict"] != "failed"}
     assert bad == {}
+
+
+def test_unisolated_path_judges_the_same() -> None:
+    """The non-isolated path gets only a harmless stand-in (a plainly wrong answer and early
+    exits), never the integrity payloads: those run only in an isolated pool."""
+    jobs = [{"id": "wrong", "code": "def add(a, b):\n    return 0\n", "test": "assert add(1, 2) == 3"},
+            {"id": "exit0", "code": "import sys\nsys.exit(0)\n", "test": "assert add(1, 2) == 3"},
+            {"id": "right", "code": "def add(a, b):\n    return a + b\n",
+             "test": "assert add(1, 2) == 3"}]
+    v = {x["id"]: x["verdict"] for x in run_jobs(jobs, workers=1, isolation=False)}
+    assert v == {"wrong": "failed", "exit0": "failed", "right": "passed"}
 
 
 def test_test_functions_and_unittest_are_run() -> None:
@@ -518,7 +541,7 @@ def test_formats_correct_and_subtly_wrong(isolation: bool) -> None:
     assert "median([4, 1, 2, 3]) == 2.5" in v["assert_bad"]["detail"]
     assert v["cases_bad"]["detail"].startswith("case 0: expected [0, 1], got null")
     assert v["cases_raises"]["error_type"] == "ZeroDivisionError"
-    assert "unsupported return type E" in v["cases_custom_obj"]["detail"]
+    assert "unsupported type E" in v["cases_custom_obj"]["detail"]
     assert v["stdin_bad"]["failed_test"] == 0 and "wrong output" in v["stdin_bad"]["detail"]
     assert "exit code 3" in v["stdin_crash"]["detail"]
     assert "undefined name 'helper'" in v["undefined"]["detail"]
@@ -655,3 +678,6 @@ def test_pool_survives_worker_death(isolation: bool) -> None:
             assert _host_pids_for_uids(_uids(p)) == []
         [v] = p.run([{"id": "after", "code": "x = 1\n", "test": "assert x == 1"}])
         assert v["verdict"] == "passed", v
+        scratch = w.scratch
+    if not isolation:  # the killed worker's job folder went with the pool
+        assert scratch and not os.path.exists(scratch)

@@ -12,11 +12,11 @@ from fusedata.records import PROMPT_SCHEMA, SAMPLE_SCHEMA, prompt_id
 from fusedata.verify import VerifyStage, extract_code
 
 
-def _data(tmp_path):
+def _data(tmp_path, code_test="assert add(1, 2) == 3"):
     prompts, resp = [], []
     items = [("math", "What is 2+2?", "4", None, ["\\boxed{4}", "It is \\boxed{5}",
                                          "First, add.\nThen I am not sure what comes next."]),
-             ("code", "Write add(a, b).", None, json.dumps({"test": "assert add(1, 2) == 3"}),
+             ("code", "Write add(a, b).", None, json.dumps({"test": code_test}),
               ["```python\ndef add(a, b):\n    return a + b\n```",
                "```python\ndef add(a, b):\n    return a - b\n```", ""]),
              ("instruction", "Say hi.", None, None, ["hi", "hello", "hey"])]
@@ -70,3 +70,15 @@ def test_extract_code_skips_trailing_test_block():
     assert extract_code(r).strip() == "def f():\n    return 1"
     assert extract_code("") is None
     assert extract_code("def g(): pass") == "def g(): pass"
+
+
+def test_verify_records_passes_judged_in_process(tmp_path):
+    """A pass that rests on an assertion the job itself decides (``> 2``: a value computed
+    next to the solution) is recorded as ``in_process`` and counted in the summary."""
+    prompts, responses = _data(tmp_path, "assert add(1, 2) == 3\nassert add(2, 2) > 2")
+    stage = VerifyStage(Verifiers(code=CodeVerifier(workers=1)), prompts, shard_size=8)
+    res = Engine(work=tmp_path / "work", progress=False).map(stage, responses, "m")
+    out = res.dataset.read().sort("response_id")
+    code0 = out.filter(pl.col("response_id") == "code0").row(0, named=True)
+    assert code0["verdict"] == "passed" and code0["verdict_detail"] == "in_process"
+    assert "1 passed judged in process" in stage.summarize(out)
