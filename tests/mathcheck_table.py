@@ -70,7 +70,8 @@ TABLE: list[tuple[str, str, str]] = [
     ("\\tfrac{3}{4}", "\\frac{6}{8}", C),
     ("\\dfrac{3}{4}", "\\dfrac{4}{3}", X),
     ("\\frac{2}{3}", "\\tfrac{2}{3}", C),
-    ("\\frac{1}{3}", "0.333333", C),
+    # A truncated repeating decimal is not the fraction (issue 16: 0.142857 is not 1/7).
+    ("\\frac{1}{3}", "0.333333", X),
     ("\\frac{1}{3}", "0.33", X),
     ("\\frac{1}{3}", "0.3", X),
     ("\\frac{5}{8}", "0.625", C),
@@ -261,7 +262,7 @@ TABLE: list[tuple[str, str, str]] = [
     ("2\\pi", "2 pi", C),  # mv-wrong
     ("2", "2 pi", X),
     ("2\\sqrt{3}", "2 sqrt(3)", C),  # mv-wrong
-    ("10", "ten", X),
+    ("10", "ten", C),  # number word (issue 16)
     # --- large / exact arithmetic
     ("2^{10}", "1024", C),
     ("2^{10}", "1023", X),

@@ -4,21 +4,42 @@ Why a separate module: the verifier's correctness label is only as good as the s
 compares. Extraction is pure string work, runs in the parent process (so identical
 (gold, answer) checks can be deduplicated before any sympy work) and must never
 guess: a wrong extraction silently turns a DPO pair upside down. The rules are tried in a
-fixed order and the rule that fired is recorded so labels can be audited.
+fixed order and the rule that fired is recorded (``MathVerdict.rule``, stored in the verify
+stage's ``verdict_detail``) so labels can be audited. Every regex here is linear-time: this
+runs without a deadline.
 
-Rules, in order:
+The cascade, in order (the first that yields an answer wins):
 
-``boxed``
-    The last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces honoured; the unbraced form
-    ``\\boxed 5`` is accepted). If the same line holds several boxes
-    (``\\boxed{2} and \\boxed{3}``) they are joined with ``", "`` (rule ``boxed_multi``).
-``final_answer``
-    ``final answer is ...`` / ``final answer: ...`` (to the end of that line).
-Fallbacks (configurable, see :data:`DEFAULT_FALLBACKS`):
-    ``answer_is`` (``the answer is ...``), ``bare`` (the whole text when it is a short single
-    line, i.e. the caller passed a bare final answer) and ``last_number`` (off by default:
-    the last number of a chain of thought is too often an intermediate value).
+1. ``boxed``: the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces honoured; the
+   unbraced ``\\boxed 5`` is accepted; unclosed boxes of truncated outputs are skipped).
+   Several boxes on the last box's line are a *list* (``boxed_multi``: joined with ``", "``)
+   when the gold is list-shaped (a top-level comma or ``\\pm``; a parenthesised gold gets a
+   parenthesised join) or when only list connectors (``,``/``and``/``or``/``x =``) separate
+   them; otherwise they are a running computation (``\\boxed{12}, then \\boxed{8}, total
+   \\boxed{20}``) and the last box is the answer (``boxed_last``).
+2. Explicit answer markers; when several occur, the one latest in the text wins (models
+   correct themselves), ties in this order:
+   ``final_answer`` (``final answer is X`` / ``Final Answer: X``, including Minerva's
+   ``Final Answer: The final answer is $X$. I hope it is correct.``),
+   ``answer_label`` (a line ``Answer: X`` / ``**Answer:** X`` / a heading or bold line
+   ``### Final answer`` / ``**Final Answer**`` with the answer on the next line),
+   ``gsm8k`` (``#### 280``), ``answer_is`` (``... the answer is X``).
+3. ``bold``: the last bold span holding a number, a choice letter or LaTeX in the last
+   three lines (``Janet makes **$18**``).
+4. ``last_sentence``: the last sentence with a digit (pleasantries such as "I hope this
+   helps!" skipped): its last math span, else the right side of its last ``=`` (``earning
+   16 x 2 = $32.``), else its only number. Several numbers and no ``=``: no answer.
+5. ``bare``: the whole text when it is one short line (a bare final answer).
+6. ``last_number`` (off by default): the last number of the text.
 
+A marker's span is cleaned the same way everywhere: cut at the end of its sentence, math
+delimiters and markdown emphasis removed, a box inside it preferred, and a prose span
+(``Janet makes $18 every day``) reduced by the ``last_sentence`` logic; a pure computation
+``16 \\times 2 = 32`` keeps its result.
+
+Rules 2-6 are the configurable ``fallbacks``; :data:`DEFAULT_FALLBACKS` enables all but
+``last_number``: on the labelled table in ``tests/mathcheck_table.py`` this is the
+configuration that agrees best with human labels (``benchmarks/math_agreement.py``).
 Nothing matched: ``rule == "no_answer"`` and ``answer is None``.
 """
 
@@ -36,16 +57,50 @@ __all__ = [
     "find_boxed",
 ]
 
-DEFAULT_FALLBACKS: tuple[str, ...] = ("answer_is", "bare")
-ALL_FALLBACKS: tuple[str, ...] = ("answer_is", "bare", "last_number")
+ALL_FALLBACKS: tuple[str, ...] = (
+    "answer_label",
+    "gsm8k",
+    "answer_is",
+    "bold",
+    "last_sentence",
+    "bare",
+    "last_number",
+)
+DEFAULT_FALLBACKS: tuple[str, ...] = tuple(f for f in ALL_FALLBACKS if f != "last_number")
 
 #: A bare answer longer than this is assumed to be prose, not a final answer.
 BARE_MAX_CHARS = 120
+#: A marker's span with this many prose words (outside math) is a sentence to be reduced
+#: to its answer ("The total is **$18**"); "45 degrees" or "2 and 3" is an answer.
+PROSE_WORDS = 2
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
-_FINAL_RE = re.compile(r"final\s+answer\s*(?:is|:)\s*:?\s*(.+)", re.IGNORECASE)
-_ANSWER_IS_RE = re.compile(r"\banswer\s+is\s*:?\s*(.+)", re.IGNORECASE)
+_FINAL_RE = re.compile(r"final\s+answer\s*(?:is|:)[ \t]*:?[ \t]*\**[ \t]*(.*)", re.IGNORECASE)
+_LABEL_RE = re.compile(
+    r"^[ \t>*_#-]*(?:final\s+)?answer[ \t]*(?:\*\*|__)?[ \t]*(?::|：|(?=(?:\*\*|__)?[ \t]*$))"
+    r"[ \t]*(?:\*\*|__)?[ \t]*(.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_GSM8K_RE = re.compile(r"^[ \t]*####[ \t]*([^\n:]{1,40})$", re.MULTILINE)
+_ANSWER_IS_RE = re.compile(
+    r"(?<!final )(?<!final\n)\banswers?\s+(?:is|are|would\s+be|should\s+be)\s*:?[ \t]*(.*)",
+    re.IGNORECASE,
+)
+_BOLD_RE = re.compile(r"\*\*([^*\n]{1,80})\*\*")
 _NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+#: A number as written in prose, with its currency sign / percent / degree / fraction.
+_PROSE_NUMBER_RE = re.compile(
+    r"(?:\\?\$\s*)?-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s*(?:\\?%|°))?"
+)
+_MATH_SPAN_RE = re.compile(r"(?<!\\)\$\$?([^$]+?)(?<!\\)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])[ \t]+(?=[A-Z\\$*(\d])|\n+")
+_MINERVA_PREFIX_RE = re.compile(r"^\s*(?:the\s+)?final\s+answer\s+is\s*:?\s*", re.IGNORECASE)
+#: Separators between boxes that make them one list of answers, not steps.
+_LIST_GLUE_RE = re.compile(
+    r"^(?:[\s$,;]|\\quad|\\qquad|\\text\{\s*(?:and|or)\s*\}|\band\b|\bor\b|"
+    r"[A-Za-z](?:_\{?\d\}?)?\s*=)*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,63 +168,271 @@ def find_boxed(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _clean_tail(span: str) -> str:
-    """Strip sentence punctuation and math delimiters from a prose answer span."""
+def _math_spans(s: str) -> list[str]:
+    """Contents of ``$..$`` / ``\\(..\\)`` / ``\\[..\\]`` spans that are math, not two
+    currency signs around prose (``$2 each, earning 16 x 2 = $32``)."""
+    out = []
+    for m in _MATH_SPAN_RE.finditer(s):
+        body = next(g for g in m.groups() if g is not None).strip()
+        if len(re.findall(r"(?<!\\)\b[A-Za-z]{3,}\b", re.sub(r"\\text\{[^{}]*\}", "", body))) < 2:
+            out.append(body)
+    return out
+
+
+def _words_outside_math(s: str) -> int:
+    """Prose words in ``s`` (3+ letters, not LaTeX commands, not list connectors)."""
+    plain = s
+    for span in _math_spans(s):
+        plain = plain.replace(span, " ")
+    plain = re.sub(r"\\[A-Za-z]+|\{[^{}]*\}", " ", plain)
+    words = re.findall(r"[A-Za-z]{3,}", plain)
+    return sum(w.lower() not in ("and", "or") for w in words)
+
+
+def _rhs_of_computation(s: str) -> str:
+    """``16 \\times 2 = 32`` -> ``32``; ``x = 5`` and ``f(x) = 2x`` are kept (the checker
+    knows how to compare equations; only a letter-free left side is a computation)."""
+    if "=" not in s or any(op in s for op in ("\\le", "\\ge", "<", ">", "\\ne")):
+        return s
+    parts = s.split("=")
+    lhs = re.sub(r"\\(?:times|cdot|div|frac|dfrac|tfrac|left|right|sqrt)", " ", parts[0])
+    if re.search(r"[A-Za-z]", lhs):
+        return s
+    rhs = parts[-1].strip()
+    return rhs or s
+
+
+def _answer_from_sentence(sent: str) -> str | None:
+    """The answer stated in one prose sentence, or None when it is not clear which."""
+    sent = sent.strip().rstrip(".!").strip()
+    bold = [b.strip() for b in _BOLD_RE.findall(sent) if _answer_like(b)]
+    if bold:
+        return _rhs_of_computation(bold[-1].strip("$ "))
+    spans = [m for m in _math_spans(sent) if re.search(r"[\d\\]", m)]
+    if spans:
+        return _rhs_of_computation(spans[-1])
+    plain = sent.replace("**", "")
+    if "=" in plain:
+        nums = _PROSE_NUMBER_RE.findall(plain.rsplit("=", 1)[1])
+        if nums:
+            return nums[0].strip()
+    nums = list(_PROSE_NUMBER_RE.finditer(plain))
+    if len(nums) == 1:
+        return nums[0].group(0).strip()
+    # "..., earning $18": a sentence ending on a number states it, unless the number ends a
+    # list ("the roots are 2 and 3").
+    if nums and not plain[nums[-1].end() :].strip(" .!)") and not re.search(
+        r"\b(?:and|or)\s*$", plain[: nums[-1].start()]
+    ) and not plain[: nums[-1].start()].rstrip().endswith(","):
+        return nums[-1].group(0).strip()
+    return None
+
+
+def _answer_like(s: str) -> bool:
+    s = s.strip()
+    if not s or s.endswith(":") or len(s) > 80:
+        return False
+    return bool(re.search(r"\d|\\[A-Za-z]|^\(?[A-E]\)?$", s))
+
+
+def _clean_tail(span: str, text_after: str = "") -> str | None:
+    """The answer in the text following a marker (``Answer:``, ``final answer is``, ...).
+
+    ``text_after`` is the rest of the response after the marker's line, used when the
+    marker line itself is empty (``### Final answer`` followed by ``$42$``).
+    """
     s = span.strip()
+    if not s.strip("*_: \t"):
+        nxt = next((ln.strip() for ln in text_after.splitlines() if ln.strip()), "")
+        s = nxt
+    for _ in range(3):  # "Final Answer: The final answer is $42$." (Minerva)
+        s = _MINERVA_PREFIX_RE.sub("", s)
+    s = s.strip().strip("*_").strip()
+    s = s.lstrip(":").strip()
     # Stop at a sentence break such as ". I hope" (decimals like 3.5 have no space).
-    s = re.split(r"\.\s+(?=[A-Z])|\.\s*$", s, maxsplit=1)[0].strip()
+    s = re.split(r"(?<!\\)\.\s+(?=[A-Z])|\.\s*$", s, maxsplit=1)[0].strip()
     boxed = find_boxed(s)
     if boxed:
-        return boxed[-1][1]
+        return boxed[-1][1] or None
     for left, right in (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)")):
-        if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
+        if (
+            s.startswith(left)
+            and s.endswith(right)
+            and len(s) >= len(left) + len(right)
+            and left not in s[len(left) : len(s) - len(right)]
+        ):
             s = s[len(left) : len(s) - len(right)].strip()
-    return s.rstrip(".").strip()
+    s = s.rstrip(".").strip().strip("*_").strip()
+    if not s:
+        return None
+    if _words_outside_math(s) >= PROSE_WORDS:
+        return _answer_from_sentence(s)
+    spans = _math_spans(s)
+    if len(spans) == 1 and not re.search(r"\d", _MATH_SPAN_RE.sub("", s)):
+        s = spans[0]  # "$45$ degrees" -> "45"
+    return _rhs_of_computation(s)
 
 
-def extract_answer(text: str, fallbacks: Sequence[str] = DEFAULT_FALLBACKS) -> Extraction:
+def _split_boxes(boxes: list[tuple[int, str]], text: str, gold: str | None) -> Extraction:
+    last_pos, last = boxes[-1]
+    line_start = text.rfind("\n", 0, last_pos) + 1
+    same_line = [(pos, c) for pos, c in boxes if pos >= line_start]
+    if len(same_line) == 1:
+        return Extraction(last, "boxed")
+    contents = [c for _pos, c in same_line]
+    shape = _gold_shape(gold)
+    if shape == "scalar":
+        glue_ok = all(
+            _LIST_GLUE_RE.match(_between(text, same_line[k], same_line[k + 1]))
+            for k in range(len(same_line) - 1)
+        )
+        if not glue_ok:
+            return Extraction(last, "boxed_last")
+    joined = ", ".join(contents)
+    if shape == "tuple":
+        joined = f"({joined})"
+    return Extraction(joined, "boxed_multi")
+
+
+def _between(text: str, a: tuple[int, str], b: tuple[int, str]) -> str:
+    """Text between the end of box ``a`` and the start of box ``b``."""
+    start = text.find(a[1], a[0]) + len(a[1])
+    end_brace = text.find("}", start)
+    return text[(end_brace + 1 if end_brace != -1 and end_brace < b[0] else start) : b[0]]
+
+
+def _gold_shape(gold: str | None) -> str:
+    """``"tuple"`` for ``(a, b)``, ``"list"`` for ``a, b`` / ``\\{a, b\\}`` / ``\\pm``,
+    ``"scalar"`` otherwise (also when no gold is given)."""
+    if not gold:
+        return "scalar"
+    g = gold.strip().strip("$").strip()
+    if "\\pm" in g or "\\mp" in g:
+        return "list"
+    depth = 0
+    top_comma = False
+    for c in g:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            top_comma = True
+    if top_comma:
+        return "list"
+    if g.startswith("(") and g.endswith(")") and "," in g:
+        return "tuple"
+    if g.startswith("\\{") and "," in g:
+        return "list"
+    return "scalar"
+
+
+def _marker_candidates(text: str, enabled: set[str]) -> list[tuple[int, int, str, str]]:
+    """``(position, priority, rule, answer)`` for every explicit answer marker."""
+    out: list[tuple[int, int, str, str]] = []
+
+    def add(rule: str, prio: int, m: re.Match[str]) -> None:
+        ans = _clean_tail(m.group(1), text[m.end() :][:2000])
+        if ans:
+            out.append((m.start(), prio, rule, ans))
+
+    for m in _FINAL_RE.finditer(text):
+        add("final_answer", 0, m)
+    if "answer_label" in enabled:
+        for m in _LABEL_RE.finditer(text):
+            add("answer_label", 1, m)
+    if "gsm8k" in enabled:
+        for m in _GSM8K_RE.finditer(text):
+            if re.search(r"\d", m.group(1)):
+                add("gsm8k", 2, m)
+    if "answer_is" in enabled:
+        for m in _ANSWER_IS_RE.finditer(text):
+            add("answer_is", 3, m)
+    return out
+
+
+def _last_lines(text: str, n: int) -> list[str]:
+    return [ln for ln in text.strip().splitlines() if ln.strip()][-n:]
+
+
+def _bold_rule(text: str) -> str | None:
+    for line in reversed(_last_lines(text, 3)):
+        bold = [b for b in _BOLD_RE.findall(line) if _answer_like(b)]
+        if bold:
+            return _clean_tail(bold[-1])
+    return None
+
+
+def _has_box_at(text: str, pos: int) -> bool:
+    m = _BOX_RE.match(text, pos)
+    return m is not None and _box_content(text, m.end()) is not None
+
+
+def _last_sentence_rule(text: str) -> str | None:
+    lines = _last_lines(text, 3)
+    sentences = [s for ln in lines for s in _SENTENCE_SPLIT_RE.split(ln) if s.strip()]
+    for sent in reversed(sentences[-3:]):
+        if re.search(r"\d", sent):
+            # A sentence cut off mid-way (truncated output) states nothing.
+            if not re.search(r"(?:[.!]|\$|\\\]|\*\*)[\s)]*$", sent):
+                return None
+            return _answer_from_sentence(sent)
+    return None
+
+
+def extract_answer(
+    text: str, fallbacks: Sequence[str] = DEFAULT_FALLBACKS, gold: str | None = None
+) -> Extraction:
     """Extract the final answer from ``text`` (a full response or a bare answer).
 
+    ``gold``, when given, is used only for its *shape* (list/tuple vs single value) to decide
+    whether several boxes on one line are a list; its value is never looked at.
     Failure modes: returns ``Extraction(None, "no_answer")`` when no rule matches, including
-    when the only box is unclosed (truncated generation). An unknown fallback name raises
-    ``ValueError`` (a typo must not silently disable a rule).
+    when the only box is unclosed (truncated generation) or the last sentence has several
+    candidate numbers. An unknown fallback name raises ``ValueError`` (a typo must not
+    silently disable a rule).
     """
     unknown = [f for f in fallbacks if f not in ALL_FALLBACKS]
     if unknown:
         raise ValueError(f"unknown fallback rule(s) {unknown}; known: {ALL_FALLBACKS}")
     if not text or not text.strip():
         return Extraction(None, "no_answer")
+    enabled = set(fallbacks)
 
     boxes = [(pos, c) for pos, c in find_boxed(text) if c]
+    last_cmd = max((m.start() for m in _BOX_RE.finditer(text)), default=-1)
+    if last_cmd >= 0 and (not boxes or boxes[-1][0] < last_cmd) and not _has_box_at(text, last_cmd):
+        # The last box is unclosed: a truncated generation. Never guess from what precedes.
+        return Extraction(None, "no_answer")
     if boxes:
-        last_pos, last = boxes[-1]
-        line_start = text.rfind("\n", 0, last_pos) + 1
-        same_line = [c for pos, c in boxes if pos >= line_start]
-        if len(same_line) > 1:
-            return Extraction(", ".join(same_line), "boxed_multi")
-        return Extraction(last, "boxed")
+        return _split_boxes(boxes, text, gold)
 
-    finals = list(_FINAL_RE.finditer(text))
-    if finals:
-        ans = _clean_tail(finals[-1].group(1))
+    markers = _marker_candidates(text, enabled)
+    if markers:
+        _pos, _prio, rule, ans = max(markers, key=lambda t: (t[0], -t[1]))
+        return Extraction(ans, rule)
+
+    if "bold" in enabled:
+        ans = _bold_rule(text)
         if ans:
-            return Extraction(ans, "final_answer")
-
-    for rule in fallbacks:
-        if rule == "answer_is":
-            hits = list(_ANSWER_IS_RE.finditer(text))
-            if hits:
-                ans = _clean_tail(hits[-1].group(1))
-                if ans:
-                    return Extraction(ans, "answer_is")
-        elif rule == "bare":
-            s = text.strip()
-            if "\n" not in s and len(s) <= BARE_MAX_CHARS:
-                ans = _clean_tail(s)
-                if ans:
-                    return Extraction(ans, "bare")
-        elif rule == "last_number":
-            nums = _NUMBER_RE.findall(text)
-            if nums:
-                return Extraction(nums[-1], "last_number")
+            return Extraction(ans, "bold")
+    s = text.strip()
+    single_short = (
+        "\n" not in s
+        and len(s) <= BARE_MAX_CHARS
+        and len(_SENTENCE_SPLIT_RE.split(s)) == 1
+        and _words_outside_math(s) < PROSE_WORDS
+    )
+    if "last_sentence" in enabled and not (single_short and "bare" in enabled):
+        ans = _last_sentence_rule(text)
+        if ans:
+            return Extraction(ans, "last_sentence")
+    if "bare" in enabled and single_short:
+        ans = _clean_tail(s)
+        if ans:
+            return Extraction(ans, "bare")
+    if "last_number" in enabled:
+        nums = _NUMBER_RE.findall(text)
+        if nums:
+            return Extraction(nums[-1], "last_number")
     return Extraction(None, "no_answer")
