@@ -272,3 +272,233 @@ TABLE: list[tuple[str, str, str]] = [
     ("1.0000001", "1", X),
     ("999999", "1000000", X),
 ]
+
+
+# --------------------------------------------------------------------------------------
+# Full responses, written the way instruction-tuned models answer MATH / GSM8K /
+# OpenMathInstruct-2 problems (Gemma: markdown headings and "**Answer:**"; Mistral: "The
+# answer is"; Llama 3.1: "## Step k" + "The final answer is: $\\boxed{}$"; Qwen: boxed;
+# Minerva-prompted models: "Final Answer: The final answer is $X$. I hope it is correct.").
+# All invented for these tests (issue 16 asks for our own cases, none copied from any
+# held-out set); each row says why its label is what a careful grader would give.
+# Row: (class, gold, response, expected verdict, reason).
+
+T, Z = "timeout", "too_complex"
+
+_FRAC200 = "\\frac{1}{" * 200 + "2" + "}" * 200  # 1/(1/(...1/2)) with 200 levels = 2 (even)
+_FRAC201 = "\\frac{1}{" * 201 + "2" + "}" * 201  # 201 levels: 1/2
+_SUM1000 = " + ".join(str(k) for k in range(1, 1001))  # 500500
+_BRACES25 = "{" * 25 + "x+1" + "}" * 25
+_LEFT60 = "\\left(" * 60 + "x+1" + "\\right)" * 60
+
+RESPONSE_TABLE: list[tuple[str, str, str, str, str]] = [
+    # --- control: boxed answers (Qwen / Llama style)
+    ("boxed", "5", "## Step 1: Factor\n$(x-2)(x-3)=0$\n\nThe final answer is: $\\boxed{5}$", C,
+     "boxed 5 equals gold 5"),
+    ("boxed", "5", "Thus the sum of the roots is $\\boxed{6}$.", X, "boxed 6 is not 5"),
+    ("boxed", "\\frac{3}{4}", "So the probability is $\\boxed{\\dfrac{3}{4}}$.", C,
+     "dfrac is the same fraction"),
+    ("boxed", "\\frac{3}{4}", "So the probability is $\\boxed{\\dfrac{4}{3}}$.", X,
+     "reciprocal is a different value"),
+    # --- "Answer:" labels (no box)
+    ("answer_label", "\\frac{1}{2}", "Half of the 10 marbles are red.\n\nAnswer: 1/2", C,
+     "Answer: line states 1/2"),
+    ("answer_label", "\\frac{1}{2}", "Three of the 10 marbles are red.\n\nAnswer: 3/10", X,
+     "3/10 is not 1/2"),
+    ("answer_label", "45", "The angles are equal, so each is 45 degrees.\n\n**Answer:** 45 degrees",
+     C, "bold Answer label with a unit"),
+    ("answer_label", "45", "Each angle is 90/2 degrees.\n\n**Answer:** 40 degrees", X,
+     "40 degrees is not 45"),
+    ("answer_label", "12", "Let me compute: 3 * 4 = 12.\n\n**Answer**: 12", C,
+     "colon after the bold label"),
+    ("answer_label", "12", "Let me compute: 3 * 5 = 15.\n\nAnswer: 15", X, "15 is not 12"),
+    ("answer_label", "7", "We first tried 5, which fails.\nAnswer: 7 apples", C,
+     "label wins over intermediate numbers"),
+    ("answer_label", "7", "We first tried 7, which fails.\nAnswer: 5 apples", X,
+     "the stated answer 5 is what counts"),
+    # --- Minerva format
+    ("minerva", "42", "Solution: $6 \\cdot 7 = 42$.\nFinal Answer: The final answer is $42$. "
+     "I hope it is correct.", C, "Minerva sentence, value 42"),
+    ("minerva", "42", "Solution: $6 \\cdot 8 = 48$.\nFinal Answer: The final answer is $48$. "
+     "I hope it is correct.", X, "48 is not 42"),
+    ("minerva", "[2,5)", "Final Answer: The final answer is $[2,5)$. I hope it is correct.", C,
+     "interval kept whole"),
+    ("minerva", "[2,5)", "Final Answer: The final answer is $[2,5]$. I hope it is correct.", X,
+     "closed end differs"),
+    ("minerva", "100000", "Final Answer: The final answer is $100,000$. I hope it is correct.",
+     C, "thousands separator"),
+    ("minerva", "100000", "Final Answer: The final answer is $10,000$. I hope it is correct.",
+     X, "ten times smaller"),
+    ("minerva", "\\frac{7}{2}", "Final Answer: The final answer is 3.5. I hope it is correct.",
+     C, "decimal point inside the answer is not a sentence end"),
+    ("minerva", "\\frac{7}{2}", "Final Answer: The final answer is 3.4. I hope it is correct.",
+     X, "3.4 is not 7/2"),
+    # --- markdown headings
+    ("heading", "42", "## Step 1\nWe add 40 and 2.\n\n### Final answer\n$42$", C,
+     "answer on the line after the heading"),
+    ("heading", "42", "## Step 1\nWe add 40 and 3.\n\n### Final answer\n$43$", X, "43 is not 42"),
+    ("heading", "18", "### Solution\nShe sells 9 eggs for $2 each.\n\n**Final Answer**\n\n"
+     "Janet makes **$18** per day.", C, "bold line heading, answer sentence below"),
+    ("heading", "18", "### Solution\nShe sells 8 eggs for $2 each.\n\n**Final Answer**\n\n"
+     "Janet makes **$16** per day.", X, "16 is not 18"),
+    ("heading", "\\sqrt{2}", "#### Final Answer:\n$\\sqrt{2}$", C, "h4 heading with colon"),
+    ("heading", "\\sqrt{2}", "#### Final Answer:\n$\\sqrt{3}$", X, "sqrt 3 is not sqrt 2"),
+    # --- GSM8K "####"
+    ("gsm8k", "280", "He buys 4 packs of 70 = <<4*70=280>>280 stickers.\n#### 280", C,
+     "GSM8K marker"),
+    ("gsm8k", "280", "He buys 4 packs of 60 = <<4*60=240>>240 stickers.\n#### 240", X,
+     "240 is not 280"),
+    ("gsm8k", "1200", "Total is 12 * 100 = 1,200 dollars.\n#### 1,200", C,
+     "comma thousands in the marker"),
+    ("gsm8k", "1200", "Total is 12 * 10 = 120 dollars.\n#### 120", X, "120 is not 1200"),
+    ("gsm8k", "5", "#### Step 1: count\nThere are 2 + 3 = 5 cats.\n#### 5", C,
+     "a level-4 heading with words is not the marker"),
+    ("gsm8k", "5", "#### Step 1: count\nThere are 2 + 2 = 4 cats.\n#### 4", X, "4 is not 5"),
+    # --- the answer stated in the last sentence
+    ("last_sentence", "32", "She sells 16 eggs at $2 each, earning 16 x 2 = $32.", C,
+     "right side of the last equals sign"),
+    ("last_sentence", "32", "She sells 15 eggs at $2 each, earning 15 x 2 = $30.", X,
+     "30 is not 32"),
+    ("last_sentence", "18", "Janet has 16 - 3 - 4 = 9 eggs left.\nShe sells 9 eggs at $2 each, "
+     "earning $18.\nI hope this helps!", C, "sentence-final number; pleasantry skipped"),
+    ("last_sentence", "18", "Janet has 16 - 3 - 5 = 8 eggs left.\nShe sells 8 eggs at $2 each, "
+     "earning $16.\nI hope this helps!", X, "16 is not 18"),
+    ("last_sentence", "3", "The robe needs 2 bolts of blue and 2/2 = 1 bolt of white, so "
+     "2 + 1 = 3 bolts in total.", C, "result of the final computation"),
+    ("last_sentence", "3", "The robe needs 2 bolts of blue and 2 bolts of white, so "
+     "2 + 2 = 4 bolts in total.", X, "4 is not 3"),
+    ("last_sentence", "70000", "The profit is 200,000 - 130,000 = $70,000.", C,
+     "currency and thousands separators"),
+    ("last_sentence", "70000", "The profit is 200,000 - 150,000 = $50,000.", X,
+     "50,000 is not 70,000"),
+    # --- several boxes
+    ("multi_box", "20", "He picks \\boxed{12}, then \\boxed{8}, for a total of \\boxed{20}.", C,
+     "running computation: the last box is the answer"),
+    ("multi_box", "20", "He picks \\boxed{12}, then \\boxed{9}, for a total of \\boxed{21}.", X,
+     "running computation ending in 21"),
+    ("multi_box", "2, 3", "The solutions are $x = \\boxed{2}$ or $x = \\boxed{3}$.", C,
+     "two roots of a list-shaped gold"),
+    ("multi_box", "2, 3", "The solutions are $x = \\boxed{2}$ or $x = \\boxed{4}$.", X,
+     "second root wrong"),
+    ("multi_box", "-1, 4", "So \\boxed{4}, \\boxed{-1}", C, "root order does not matter"),
+    ("multi_box", "3", "The roots are $\\boxed{-3}$ and $\\boxed{3}$.", X,
+     "two answers to a one-answer question (hedging)"),
+    ("multi_box", "(1, 2)", "So $x=\\boxed{1}$ and $y=\\boxed{2}$.", C,
+     "coordinates of a tuple gold, in order"),
+    ("multi_box", "(1, 2)", "So $x=\\boxed{2}$ and $y=\\boxed{1}$.", X, "coordinates swapped"),
+    ("multi_box", "6", "Area of the first part: $\\boxed{2}$; adding the second gives "
+     "$2 + 4 = \\boxed{6}$.", C, "steps separated by words: last box"),
+    # --- markup around the answer
+    ("markup", "50", "Each box holds 10, so 5 boxes hold **50**.", C, "bold number"),
+    ("markup", "50", "Each box holds 10, so 4 boxes hold **40**.", X, "40 is not 50"),
+    ("markup", "\\text{(C)}", "Checking each option, only (C) works.\n\nThe answer is **(C)**.",
+     C, "bold choice letter"),
+    ("markup", "\\text{(C)}", "Checking each option, only (B) works.\n\nThe answer is **(B)**.",
+     X, "B is not C"),
+    ("markup", "9", "Therefore $\\boxed{\\text{The answer is } 9}$", C,
+     "phrase inside text inside the box"),
+    ("markup", "9", "Therefore $\\boxed{\\text{The answer is } 8}$", X, "8 is not 9"),
+    ("markup", "C", "All other choices fail, hence $\\boxed{\\textbf{(C)}}$.", C,
+     "textbf choice letter"),
+    ("markup", "C", "All other choices fail, hence $\\boxed{\\textbf{(D)}}$.", X, "D is not C"),
+    ("number_words", "3", "She has two apples and gets one more.\nThe answer is three.", C,
+     "number word three"),
+    ("number_words", "3", "She has two apples and gets two more.\nThe answer is four.", X,
+     "four is not 3"),
+    ("number_words", "25", "Answer: twenty-five", C, "hyphenated number word"),
+    ("number_words", "25", "Answer: twenty-four", X, "24 is not 25"),
+    ("number_words", "12", "So the answer is twelve eggs.", C, "number word with a unit"),
+    ("number_words", "12", "So the answer is eleven eggs.", X, "11 is not 12"),
+    ("func_prefix", "\\frac{x-3}{2}", "Swapping x and y and solving gives "
+     "$\\boxed{f^{-1}(x)=\\frac{x-3}{2}}$", C, "inverse-function prefix"),
+    ("func_prefix", "\\frac{x-3}{2}", "Swapping x and y and solving gives "
+     "$\\boxed{f^{-1}(x)=\\frac{x+3}{2}}$", X, "sign inside differs"),
+    ("func_prefix", "2x+5", "Hence $\\boxed{g(x) = 2x + 5}$.", C, "function-value prefix"),
+    ("func_prefix", "2x+5", "Hence $\\boxed{g(x) = 2x - 5}$.", X, "sign differs"),
+    ("func_prefix", "17", "Plugging in, $\\boxed{p(3) = 17}$.", C, "value at a point"),
+    ("func_prefix", "17", "Plugging in, $\\boxed{p(3) = 19}$.", X, "19 is not 17"),
+    # --- unicode notation
+    ("unicode", "\\frac{1}{2}", "The probability is ½.", C, "vulgar fraction"),
+    ("unicode", "\\frac{1}{2}", "The probability is ⅓.", X, "one third"),
+    ("unicode", "2\\pi", "**Answer:** 2π", C, "Greek pi"),
+    ("unicode", "2\\pi", "**Answer:** 3π", X, "3 pi"),
+    ("unicode", "\\infty", "The limit is ∞.\n\nAnswer: ∞", C, "infinity sign"),
+    ("unicode", "-\\infty", "Answer: ∞", X, "sign of infinity"),
+    ("unicode", "3\\sqrt{2}", "Answer: 3√2", C, "radical sign"),
+    ("unicode", "3\\sqrt{2}", "Answer: 2√3", X, "2 sqrt 3 differs"),
+    ("unicode", "x^2+1", "Answer: x² + 1", C, "superscript two"),
+    ("unicode", "x^2+1", "Answer: x³ + 1", X, "cube differs"),
+    ("unicode", "-5", "Answer: −5", C, "unicode minus"),
+    ("unicode", "-5", "Answer: 5", X, "sign dropped"),
+    # --- repeating decimals
+    ("repeating", "\\frac{2}{3}", "So the value is $\\boxed{0.\\overline{6}}$.", C,
+     "0.(6) repeating is exactly 2/3"),
+    ("repeating", "\\frac{2}{3}", "So the value is $\\boxed{0.\\overline{3}}$.", X,
+     "0.(3) is 1/3"),
+    ("repeating", "\\frac{1}{6}", "Thus $\\boxed{0.1\\overline{6}}$", C, "mixed repeating"),
+    ("repeating", "\\frac{1}{6}", "Thus $\\boxed{0.\\overline{16}}$", X, "16/99 is not 1/6"),
+    ("repeating", "\\frac{1}{7}", "Answer: 0.142857142857...", C,
+     "the block written twice then dots means repeating"),
+    ("repeating", "\\frac{5}{33}", "Thus $\\boxed{0.\\overline{15}}$", C, "15/99 = 5/33"),
+    # --- mixed numbers
+    ("mixed", "\\frac{5}{2}", "Each gets 2 1/2 pizzas.\n\nAnswer: 2 1/2", C,
+     "mixed number 2 1/2"),
+    ("mixed", "\\frac{5}{2}", "Each gets 1 1/2 pizzas.\n\nAnswer: 1 1/2", X, "1 1/2 is 3/2"),
+    ("mixed", "\\frac{11}{4}", "So $\\boxed{2\\frac{3}{4}}$ cups.", C, "LaTeX mixed number"),
+    ("mixed", "\\frac{11}{4}", "So $\\boxed{2\\frac{1}{4}}$ cups.", X, "2 1/4 is 9/4"),
+    ("mixed", "3.5", "Answer: 3 1/2 hours", C, "mixed number vs decimal gold"),
+    ("mixed", "3.5", "Answer: 3 1/4 hours", X, "3.25 is not 3.5"),
+    # --- empty set
+    ("emptyset", "\\emptyset", "No real x works, so the set is $\\boxed{\\varnothing}$.", C,
+     "varnothing is emptyset"),
+    ("emptyset", "\\emptyset", "Only x = 0 works, so the set is $\\boxed{\\{0\\}}$.", X,
+     "{0} is not empty"),
+    ("emptyset", "\\varnothing", "The solution set is $\\boxed{\\emptyset}$.", C,
+     "emptyset is varnothing"),
+    ("emptyset", "\\emptyset", "The solution set is ∅.", C, "unicode empty set"),
+    # --- false positives of numeric comparison
+    ("tiny", "\\frac{1}{2004!}", "Telescoping leaves $\\boxed{\\frac{1}{2006!}}$.", X,
+     "tiny values differ by a factor ~4e6"),
+    ("tiny", "\\frac{1}{2004!}", "Telescoping leaves $\\boxed{\\frac{1}{2004!}}$.", C,
+     "identical tiny value"),
+    ("tiny", "\\frac{1}{2004!}", "Telescoping leaves $\\boxed{\\frac{2005}{2005!}}$.", C,
+     "equal value written differently (exact big integers)"),
+    ("tiny", "2^{-100}", "So $\\boxed{2^{-99}}$.", X, "factor of two"),
+    ("tiny", "2^{-100}", "So $\\boxed{\\frac{1}{2^{100}}}$.", C, "same value"),
+    ("tiny", "10^{-12}", "So $\\boxed{2 \\times 10^{-12}}$.", X, "factor of two, tiny"),
+    ("nested_frac", "2", f"So the value is $\\boxed{{{_FRAC200}}}$.", C,
+     "200 nested reciprocals of 2 give 2"),
+    ("nested_frac", "2", f"So the value is $\\boxed{{{_FRAC201}}}$.", X,
+     "201 nested reciprocals give 1/2"),
+    ("nested_frac", "\\frac{1}{2}", f"So the value is $\\boxed{{{_FRAC201}}}$.", C,
+     "201 nested reciprocals give 1/2"),
+    ("truncated_decimal", "\\frac{1}{7}", "Answer: 0.142857", X,
+     "a truncated decimal is not 1/7"),
+    ("truncated_decimal", "\\frac{1}{3}", "The probability is $\\boxed{0.33}$.", X,
+     "rounded decimal for an exact fraction"),
+    ("truncated_decimal", "\\frac{1}{8}", "The probability is $\\boxed{0.125}$.", C,
+     "a terminating decimal equals 1/8 exactly"),
+    ("truncated_decimal", "0.33", "To the nearest hundredth: $\\boxed{\\frac{1}{3}}$.", C,
+     "exact value rounds to the decimal gold"),
+    ("truncated_decimal", "\\sqrt{2}", "Numerically $\\boxed{1.41421}$.", C,
+     "irrational gold: decimal within its last place"),
+    ("truncated_decimal", "\\sqrt{2}", "Numerically $\\boxed{1.41}$.", X,
+     "too few digits for an irrational gold"),
+    # --- pathological input: exact when possible, else unusable, never a slow check
+    ("pathological", "2^{65536}", "So $\\boxed{2^{2^{2^{2^2}}}}$.", C,
+     "exponent tower computed exactly (65,537-bit integer)"),
+    ("pathological", "2^{65535}", "So $\\boxed{2^{2^{2^{2^2}}}}$.", X,
+     "exact big integers differ"),
+    ("pathological", "3", "So $\\boxed{10^{10^{10}}}$.", X,
+     "size bound proves it is not 3 without computing it"),
+    ("pathological", "10^{10^{10^{10}}}+1", "So $\\boxed{10^{10^{10^{10}}}+1}$.", C,
+     "identical after normalisation"),
+    ("pathological", "10^{10^{10^{10}}}+1", "So $\\boxed{10^{10^{10^{10}}}+2}$.", Z,
+     "cannot be decided exactly in time: unusable, not incorrect"),
+    ("pathological", "x+1", f"So $\\boxed{{{_LEFT60}}}$.", C,
+     "60 redundant \\left( levels collapse"),
+    ("pathological", "x+1", f"So $\\boxed{{{_BRACES25}}}$.", C,
+     "25 redundant brace levels collapse"),
+    ("pathological", "500500", f"So $\\boxed{{{_SUM1000}}}$.", C, "1000-term sum, exact"),
+    ("pathological", "500501", f"So $\\boxed{{{_SUM1000}}}$.", X, "1000-term sum differs"),
+]

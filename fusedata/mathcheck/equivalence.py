@@ -113,6 +113,7 @@ def normalize_answer(s: str) -> str:
     """
     s = _unicode_to_latex(s)
     s = _strip_delimiters(s)
+    s = _repeating_to_frac(s)  # before "." is stripped: "0.333..." keeps its dots
     s = s.rstrip(".").strip()
     s = _strip_markdown(s)
     s = _ANSWER_PHRASE_RE.sub("", s, count=1).strip()
@@ -145,6 +146,10 @@ def normalize_answer(s: str) -> str:
     if _THOUSANDS_RE.match(s):
         s = s.replace(",", "")
     s = _number_words(s)
+    m = _MIXED_RE.match(s)
+    if m and 0 < int(m.group(3)) < int(m.group(4)):
+        whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        s = f"{m.group(1)}\\frac{{{whole * den + num}}}{{{den}}}{s[m.end():]}"
     m = _TRAILING_UNIT_RE.match(s)
     if m:
         s = m.group("num")
@@ -152,11 +157,6 @@ def normalize_answer(s: str) -> str:
     if m:
         s = m.group("rhs").strip()
     s = _EMPTYSET_RE.sub(r"\\emptyset", s)
-    s = _repeating_to_frac(s)
-    m = _MIXED_RE.fullmatch(s)
-    if m and 0 < int(m.group(3)) < int(m.group(4)):
-        whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
-        s = f"{m.group(1)}\\frac{{{whole * den + num}}}{{{den}}}"
     s = collapse_redundant_groups(s)
     if "\\" not in s:
         # Plain-text gold ("2*pi", "pi/4"): math-verify would read "pi" as p*i.
@@ -226,7 +226,7 @@ _FUNC_PREFIX_RE = re.compile(
     r"^[A-Za-z](?:_\{?\w{1,3}\}?)?(?:\^\{?-1\}?)?\s*\([^()=]{1,20}\)\s*=\s*(?P<rhs>[^=]+)$"
 )
 _EMPTYSET_RE = re.compile(r"\\varnothing(?![A-Za-z])|\\\{\s*\\\}|\\O(?![A-Za-z])")
-_MIXED_RE = re.compile(r"(-?)(\d+)\s+(\d+)\s*/\s*(\d+)")
+_MIXED_RE = re.compile(r"(-?)(\d+)\s+(\d+)\s*/\s*(\d+)(?=\s|$)")
 _REPEAT_OVERLINE_RE = re.compile(
     r"(?<![\d.])(-?)(\d*)\.(\d*)\\(?:overline|bar|dot)\{(\d{1,12})\}|"
     r"(?<![\d.])(-?)(\d*)\.(\d*)\\(?:overline|bar|dot)(\d)"

@@ -74,6 +74,14 @@ BARE_MAX_CHARS = 120
 #: to its answer ("The total is **$18**"); "45 degrees" or "2 and 3" is an answer.
 PROSE_WORDS = 2
 
+#: Words that do not make a span prose: list connectors and number words ("twenty-five").
+_NOT_PROSE = frozenset(
+    "and or zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty "
+    "seventy eighty ninety hundred thousand million".split()
+)
+#: A digit, or a unicode character that writes a number (½, π, ∞, √, ∅).
+_DIGITISH = "[0-9\u00bc-\u00be\u2150-\u215e\u03c0\u221e\u221a\u2205]"
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _FINAL_RE = re.compile(r"final\s+answer\s*(?:is|:)[ \t]*:?[ \t]*\**[ \t]*(.*)", re.IGNORECASE)
 _LABEL_RE = re.compile(
@@ -91,6 +99,7 @@ _NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 #: A number as written in prose, with its currency sign / percent / degree / fraction.
 _PROSE_NUMBER_RE = re.compile(
     r"(?:\\?\$\s*)?-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s*(?:\\?%|°))?"
+    "|(?:\\d+\\s*)?[\u00bc-\u00be\u2150-\u215e]|[\u221e\u2205]|\u221a\\d+"
 )
 _MATH_SPAN_RE = re.compile(r"(?<!\\)\$\$?([^$]+?)(?<!\\)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])[ \t]+(?=[A-Z\\$*(\d])|\n+")
@@ -186,7 +195,7 @@ def _words_outside_math(s: str) -> int:
         plain = plain.replace(span, " ")
     plain = re.sub(r"\\[A-Za-z]+|\{[^{}]*\}", " ", plain)
     words = re.findall(r"[A-Za-z]{3,}", plain)
-    return sum(w.lower() not in ("and", "or") for w in words)
+    return sum(w.lower() not in _NOT_PROSE for w in words)
 
 
 def _rhs_of_computation(s: str) -> str:
@@ -249,8 +258,9 @@ def _clean_tail(span: str, text_after: str = "") -> str | None:
         s = _MINERVA_PREFIX_RE.sub("", s)
     s = s.strip().strip("*_").strip()
     s = s.lstrip(":").strip()
-    # Stop at a sentence break such as ". I hope" (decimals like 3.5 have no space).
-    s = re.split(r"(?<!\\)\.\s+(?=[A-Z])|\.\s*$", s, maxsplit=1)[0].strip()
+    # Stop at a sentence break such as ". I hope" (decimals like 3.5 have no space); the
+    # dots of a repeating decimal ("0.333...") are part of the answer.
+    s = re.split(r"(?<![\\.])\.\s+(?=[A-Z])|(?<!\.)\.\s*$", s, maxsplit=1)[0].strip()
     boxed = find_boxed(s)
     if boxed:
         return boxed[-1][1] or None
@@ -262,7 +272,9 @@ def _clean_tail(span: str, text_after: str = "") -> str | None:
             and left not in s[len(left) : len(s) - len(right)]
         ):
             s = s[len(left) : len(s) - len(right)].strip()
-    s = s.rstrip(".").strip().strip("*_").strip()
+    if not s.endswith("..."):
+        s = s.rstrip(".")
+    s = s.strip().strip("*_").strip()
     if not s:
         return None
     if _words_outside_math(s) >= PROSE_WORDS:
@@ -372,7 +384,7 @@ def _last_sentence_rule(text: str) -> str | None:
     lines = _last_lines(text, 3)
     sentences = [s for ln in lines for s in _SENTENCE_SPLIT_RE.split(ln) if s.strip()]
     for sent in reversed(sentences[-3:]):
-        if re.search(r"\d", sent):
+        if re.search(_DIGITISH, sent):
             # A sentence cut off mid-way (truncated output) states nothing.
             if not re.search(r"(?:[.!]|\$|\\\]|\*\*)[\s)]*$", sent):
                 return None
