@@ -502,3 +502,92 @@ RESPONSE_TABLE: list[tuple[str, str, str, str, str]] = [
     ("pathological", "500500", f"So $\\boxed{{{_SUM1000}}}$.", C, "1000-term sum, exact"),
     ("pathological", "500501", f"So $\\boxed{{{_SUM1000}}}$.", X, "1000-term sum differs"),
 ]
+
+# Second batch, written after the code above was tuned on the first and measured before any
+# further change (its first-run agreement is reported in the issue-16 notes); same rules.
+RESPONSE_TABLE_FRESH: list[tuple[str, str, str, str, str]] = [
+    ("answer_label", "24", "To find the area, multiply length by width:\n\n"
+     "* Length: 6 cm\n* Width: 4 cm\n\nArea = 6 cm * 4 cm = 24 cm²\n\n**Answer:** The area is "
+     "24 square centimeters.", C, "Gemma bullet list then a bold Answer sentence"),
+    ("answer_label", "24", "Area = 6 cm * 5 cm = 30 cm²\n\n**Answer:** The area is 30 square "
+     "centimeters.", X, "30 is not 24"),
+    ("answer_label", "\\frac{3}{5}", "There are 3 red and 2 blue balls.\n\nAnswer: $\\frac{3}{5}$",
+     C, "LaTeX fraction after the label"),
+    ("answer_label", "\\frac{3}{5}", "There are 2 red and 3 blue balls.\n\nAnswer: $\\frac{2}{5}$",
+     X, "2/5 is not 3/5"),
+    ("minerva", "-2", "We solve $3x + 6 = 0$ to get $x = -2$.\nFinal Answer: The final answer is "
+     "$-2$. I hope it is correct.", C, "negative value"),
+    ("minerva", "-2", "We solve $3x - 6 = 0$ to get $x = 2$.\nFinal Answer: The final answer is "
+     "$2$. I hope it is correct.", X, "sign differs"),
+    ("minerva", "\\frac{\\sqrt{3}}{2}", "Final Answer: The final answer is "
+     "$\\frac{\\sqrt{3}}{2}$. I hope it is correct.", C, "radical fraction"),
+    ("minerva", "\\frac{\\sqrt{3}}{2}", "Final Answer: The final answer is $\\frac{1}{2}$. "
+     "I hope it is correct.", X, "sin vs cos value"),
+    ("heading", "150", "### Step 1: Cost per shirt\nEach shirt costs $15.\n\n### Step 2: Total\n"
+     "10 shirts cost 10 × $15 = $150.\n\n### Answer\nThe total cost is $150.", C,
+     "Answer heading, sentence with currency"),
+    ("heading", "150", "### Step 2: Total\n10 shirts cost 10 × $14 = $140.\n\n### Answer\n"
+     "The total cost is $140.", X, "140 is not 150"),
+    ("gsm8k", "18", "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = "
+     "$<<9*2=18>>18 every day at the farmer's market.\n#### 18", C, "GSM8K reference style"),
+    ("gsm8k", "18", "She makes 9 * 3 = $<<9*3=27>>27 every day.\n#### 27", X, "27 is not 18"),
+    ("last_sentence", "540", "James runs 3 sprints 3 times a week, so 3 * 3 = 9 sprints. Each is 60 "
+     "meters, so he runs 9 * 60 = 540 meters a week.", C, "last computation result"),
+    ("last_sentence", "540", "James runs 3 sprints 3 times a week, so 3 * 3 = 9 sprints. Each is 50 "
+     "meters, so he runs 9 * 50 = 450 meters a week.", X, "450 is not 540"),
+    ("last_sentence", "20", "Each chicken gets 3 cups, so 20 chickens need 60 cups. She already "
+     "gave 15 + 25 = 40 cups, so the final meal needs 60 - 40 = 20 cups.", C,
+     "result after the last equals sign"),
+    ("last_sentence", "20", "She already gave 15 + 25 = 40 cups, so the final meal needs "
+     "60 - 45 = 15 cups.", X, "15 is not 20"),
+    ("multi_box", "-2, 5", "Factoring gives $(x+2)(x-5)=0$, so $x=\\boxed{-2}$ and "
+     "$x=\\boxed{5}$.", C, "two roots"),
+    ("multi_box", "-2, 5", "Factoring gives $(x-2)(x+5)=0$, so $x=\\boxed{2}$ and "
+     "$x=\\boxed{-5}$.", X, "signs flipped"),
+    ("multi_box", "11", "First $a = \\boxed{4}$, then $b = a + 3 = \\boxed{7}$, so "
+     "$a + b = \\boxed{11}$.", C, "running computation"),
+    ("multi_box", "11", "First $a = \\boxed{4}$, then $b = a + 2 = \\boxed{6}$, so "
+     "$a + b = \\boxed{10}$.", X, "running computation ending in 10"),
+    ("markup", "D", "Let's check each option.\n\n(A) fails.\n(B) fails.\n(C) fails.\n"
+     "(D) works.\n\nSo the correct option is **(D)**.", C, "bold choice at the end"),
+    ("markup", "D", "Let's check each option.\n\n(A) fails.\n(B) works.\n\n"
+     "So the correct option is **(B)**.", X, "B is not D"),
+    ("markup", "36", "Therefore, the number of handshakes is $\\boxed{\\textbf{36}}$.", C,
+     "textbf number in the box"),
+    ("markup", "36", "Therefore, the number of handshakes is $\\boxed{\\textbf{72}}$.", X,
+     "double counted"),
+    ("number_words", "2", "Only two of the dice can show a six.\n\n**Answer:** two", C,
+     "bold label, number word"),
+    ("number_words", "2", "Only three of the dice can show a six.\n\n**Answer:** three", X,
+     "3 is not 2"),
+    ("func_prefix", "x^2 - 4", "Expanding, $\\boxed{h(x) = x^2 - 4}$.", C, "h(x) prefix"),
+    ("func_prefix", "x^2 - 4", "Expanding, $\\boxed{h(x) = x^2 + 4}$.", X, "sign differs"),
+    ("unicode", "\\frac{3}{4}", "So the probability is ¾.\n\nAnswer: ¾", C, "vulgar three quarters"),
+    ("unicode", "\\frac{3}{4}", "So the probability is ¼.\n\nAnswer: ¼", X, "one quarter"),
+    ("unicode", "2\\sqrt{5}", "The distance is √20 = 2√5.\n\n**Answer:** 2√5", C, "radical"),
+    ("unicode", "2\\sqrt{5}", "The distance is √18 = 3√2.\n\n**Answer:** 3√2", X, "different"),
+    ("repeating", "\\frac{4}{9}", "As a fraction, $0.\\overline{4} = \\boxed{\\frac{4}{9}}$.", C,
+     "fraction boxed after the repeating form"),
+    ("repeating", "\\frac{4}{9}", "The decimal is $\\boxed{0.\\overline{4}}$.", C,
+     "repeating decimal equals 4/9"),
+    ("repeating", "\\frac{4}{9}", "The decimal is $\\boxed{0.\\overline{45}}$.", X, "45/99 = 5/11"),
+    ("mixed", "\\frac{17}{4}", "She walks 4 1/4 miles in total.\n\nAnswer: 4 1/4 miles", C,
+     "mixed number with a unit"),
+    ("mixed", "\\frac{17}{4}", "She walks 4 3/4 miles in total.\n\nAnswer: 4 3/4 miles", X,
+     "19/4 is not 17/4"),
+    ("emptyset", "\\emptyset", "There is no such integer, so the answer is $\\boxed{\\{\\}}$.", C,
+     "empty braces"),
+    ("emptyset", "\\{1\\}", "No value works, so $\\boxed{\\varnothing}$.", X, "{1} is not empty"),
+    ("tiny", "\\frac{1}{3^{50}}", "So $\\boxed{\\frac{1}{3^{51}}}$.", X, "factor of three, tiny"),
+    ("tiny", "\\frac{1}{3^{50}}", "So $\\boxed{3^{-50}}$.", C, "same value"),
+    ("truncated_decimal", "\\frac{2}{3}", "As a decimal, $\\boxed{0.6667}$.", X,
+     "a rounded decimal is not the exact fraction"),
+    ("truncated_decimal", "\\frac{3}{8}", "As a decimal, $\\boxed{0.375}$.", C,
+     "terminating decimal, exact"),
+    ("truncated_decimal", "e", "Numerically $\\boxed{2.71828}$.", C, "irrational e, 6 digits"),
+    ("truncated_decimal", "e", "Numerically $\\boxed{2.7}$.", X, "too few digits"),
+    ("pathological", "6", f"Simplifying the huge sum: $\\boxed{{{'{' * 22}6{'}' * 22}}}$", C,
+     "22 redundant braces around a number"),
+    ("pathological", "7", f"Simplifying the huge sum: $\\boxed{{{'{' * 22}6{'}' * 22}}}$", X,
+     "6 is not 7"),
+]

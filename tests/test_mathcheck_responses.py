@@ -16,7 +16,10 @@ from collections import defaultdict
 import pytest
 
 from fusedata.mathcheck import VERDICTS, CheckPool, MathVerdict, check_many
-from tests.mathcheck_table import RESPONSE_TABLE
+from tests.mathcheck_table import RESPONSE_TABLE as _FIRST
+from tests.mathcheck_table import RESPONSE_TABLE_FRESH
+
+RESPONSE_TABLE = _FIRST + RESPONSE_TABLE_FRESH
 
 TIMEOUT_S = 5.0
 
