@@ -103,6 +103,13 @@ _PROSE_NUMBER_RE = re.compile(
 )
 _MATH_SPAN_RE = re.compile(r"(?<!\\)\$\$?([^$]+?)(?<!\\)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])[ \t]+(?=[A-Z\\$*(\d])|\n+")
+_DISPLAY_START_RE = re.compile(r"(\\\[|\$\$)\s*")
+_LEADING_ANSWER_RE = re.compile(
+    r"^(\$[^$]{1,60}\$|[^\s(,;$]{1,40})(?:\s+[A-Za-z]+){0,2}?\s*"
+    r"(?:\(|,|;|\u2014|--|\bbecause\b|\bsince\b|"
+    r"\bwhich\b|\bas\b)",
+    re.IGNORECASE,
+)
 _MINERVA_PREFIX_RE = re.compile(r"^\s*(?:the\s+)?final\s+answer\s+is\s*:?\s*", re.IGNORECASE)
 #: Separators between boxes that make them one list of answers, not steps.
 _LIST_GLUE_RE = re.compile(
@@ -120,31 +127,30 @@ class Extraction:
     rule: str
 
 
-def _match_braced(text: str, open_idx: int) -> int | None:
-    """Return the index just past the brace closing ``text[open_idx] == "{"``.
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Index of each unescaped ``{`` -> index just past its matching ``}``; one linear pass.
 
-    Escaped braces (``\\{``) do not count. Returns None when the group is unclosed, which
-    happens for truncated generations; the caller then falls through to the next rule.
+    Unclosed groups (truncated generations) are absent, so callers fall through to the next
+    rule. Computed once per text: matching each box separately is quadratic on a text of
+    many unclosed boxes.
     """
-    depth = 0
-    i = open_idx
-    n = len(text)
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    i, n = 0, len(text)
     while i < n:
         c = text[i]
         if c == "\\":
             i += 2
             continue
         if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+            stack.append(i)
+        elif c == "}" and stack:
+            pairs[stack.pop()] = i + 1
         i += 1
-    return None
+    return pairs
 
 
-def _box_content(text: str, start: int) -> tuple[str, int] | None:
+def _box_content(text: str, start: int, pairs: dict[int, int]) -> tuple[str, int] | None:
     """Content of the box command ending at ``start`` and the index after it, or None."""
     i = start
     n = len(text)
@@ -153,12 +159,12 @@ def _box_content(text: str, start: int) -> tuple[str, int] | None:
     if i >= n:
         return None
     if text[i] == "{":
-        end = _match_braced(text, i)
+        end = pairs.get(i)
         if end is None:
             return None
         return text[i + 1 : end - 1], end
     # Unbraced form: \boxed 5  -> up to whitespace / '$'.
-    m = re.match(r"[^\s$]+", text[i:])
+    m = re.match(r"[^\s$]{1,200}", text[i : i + 200])
     if m is None:
         return None
     return m.group(0), i + m.end()
@@ -167,11 +173,14 @@ def _box_content(text: str, start: int) -> tuple[str, int] | None:
 def find_boxed(text: str) -> list[tuple[int, str]]:
     """All well-formed ``\\boxed``/``\\fbox`` contents as ``(start_offset, content)``.
 
-    Unclosed boxes (truncated output) are skipped rather than guessed at.
+    Unclosed boxes (truncated output) are skipped rather than guessed at. Linear time.
     """
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return []
+    pairs = _brace_pairs(text)
     out: list[tuple[int, str]] = []
     for m in _BOX_RE.finditer(text):
-        got = _box_content(text, m.end())
+        got = _box_content(text, m.end(), pairs)
         if got is not None:
             out.append((m.start(), got[0].strip()))
     return out
@@ -252,8 +261,14 @@ def _clean_tail(span: str, text_after: str = "") -> str | None:
     """
     s = span.strip()
     if not s.strip("*_: \t"):
-        nxt = next((ln.strip() for ln in text_after.splitlines() if ln.strip()), "")
-        s = nxt
+        rest = text_after.lstrip()
+        m = _DISPLAY_START_RE.match(rest)
+        if m:  # "**Final Answer:**\n\\[\n y = ... \n\\]": the whole display
+            close = rest.find("\\]" if m.group(1) == "\\[" else "$$", m.end())
+            s = rest[m.end() : close] if close != -1 else ""
+            s = " ".join(s.split())
+        else:
+            s = next((ln.strip() for ln in rest.splitlines() if ln.strip()), "")
     for _ in range(3):  # "Final Answer: The final answer is $42$." (Minerva)
         s = _MINERVA_PREFIX_RE.sub("", s)
     s = s.strip().strip("*_").strip()
@@ -278,6 +293,10 @@ def _clean_tail(span: str, text_after: str = "") -> str | None:
     if not s:
         return None
     if _words_outside_math(s) >= PROSE_WORDS:
+        # "5 (corresponding to ...)" / "12 apples, since ...": the answer comes first.
+        m = _LEADING_ANSWER_RE.match(s)
+        if m and re.search(_DIGITISH + r"|\\", m.group(1)):
+            return _rhs_of_computation(m.group(1).strip("$"))
         return _answer_from_sentence(s)
     spans = _math_spans(s)
     if len(spans) == 1 and not re.search(r"\d", _MATH_SPAN_RE.sub("", s)):
@@ -375,9 +394,8 @@ def _bold_rule(text: str) -> str | None:
     return None
 
 
-def _has_box_at(text: str, pos: int) -> bool:
-    m = _BOX_RE.match(text, pos)
-    return m is not None and _box_content(text, m.end()) is not None
+def _box_closed(text: str, pos: int, boxes: list[tuple[int, str]]) -> bool:
+    return any(p == pos for p, _c in boxes[-1:])
 
 
 def _last_sentence_rule(text: str) -> str | None:
@@ -411,9 +429,10 @@ def extract_answer(
         return Extraction(None, "no_answer")
     enabled = set(fallbacks)
 
-    boxes = [(pos, c) for pos, c in find_boxed(text) if c]
+    found = find_boxed(text)
+    boxes = [(pos, c) for pos, c in found if c]
     last_cmd = max((m.start() for m in _BOX_RE.finditer(text)), default=-1)
-    if last_cmd >= 0 and (not boxes or boxes[-1][0] < last_cmd) and not _has_box_at(text, last_cmd):
+    if last_cmd >= 0 and not _box_closed(text, last_cmd, found):
         # The last box is unclosed: a truncated generation. Never guess from what precedes.
         return Extraction(None, "no_answer")
     if boxes:
