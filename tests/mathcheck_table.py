@@ -300,6 +300,18 @@ RESPONSE_TABLE: list[tuple[str, str, str, str, str]] = [
      "dfrac is the same fraction"),
     ("boxed", "\\frac{3}{4}", "So the probability is $\\boxed{\\dfrac{4}{3}}$.", X,
      "reciprocal is a different value"),
+    # --- "The answer is ..." (Mistral style)
+    ("answer_is", "5", "Adding the two counts gives 5. The answer is 5, not 6.", C,
+     "the value right after the phrase"),
+    ("answer_is", "6", "Adding the two counts gives 5. The answer is 5, not 6.", X,
+     "6 is the value ruled out"),
+    ("answer_is", "4", "It depends on rounding. The answer is either 3 or 4.", X,
+     "hedged between two values"),
+    ("answer_is", "\\text{Tuesday}", "Counting 8 days from Monday, the answer is **Tuesday**.",
+     C, "bold word answer"),
+    ("answer_is", "10", "Half of 21 is 10.5, so the answer is 10.5.", X, "10.5 is not 10"),
+    ("answer_is", "3", "Each gets the same share, so the answer is $3$ apples.", C,
+     "math span followed by a unit"),
     # --- "Answer:" labels (no box)
     ("answer_label", "\\frac{1}{2}", "Half of the 10 marbles are red.\n\nAnswer: 1/2", C,
      "Answer: line states 1/2"),

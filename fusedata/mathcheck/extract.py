@@ -292,11 +292,13 @@ def _clean_tail(span: str, text_after: str = "") -> str | None:
     s = s.strip().strip("*_").strip()
     if not s:
         return None
-    if _words_outside_math(s) >= PROSE_WORDS:
-        # "5 (corresponding to ...)" / "12 apples, since ...": the answer comes first.
+    words = _words_outside_math(s)
+    if words:
+        # "5 (corresponding to ...)" / "12 apples, since ..." / "5, not 6": answer first.
         m = _LEADING_ANSWER_RE.match(s)
         if m and re.search(_DIGITISH + r"|\\", m.group(1)):
             return _rhs_of_computation(m.group(1).strip("$"))
+    if words >= PROSE_WORDS:
         return _answer_from_sentence(s)
     spans = _math_spans(s)
     if len(spans) == 1 and not re.search(r"\d", _MATH_SPAN_RE.sub("", s)):
