@@ -398,6 +398,12 @@ RESPONSE_TABLE: list[tuple[str, str, str, str, str]] = [
     ("multi_box", "(1, 2)", "So $x=\\boxed{1}$ and $y=\\boxed{2}$.", C,
      "coordinates of a tuple gold, in order"),
     ("multi_box", "(1, 2)", "So $x=\\boxed{2}$ and $y=\\boxed{1}$.", X, "coordinates swapped"),
+    ("multi_box", "2, 3", "Hence\n\\[ x = \\boxed{2} \\]\nor\n\\[ x = \\boxed{3} \\]", C,
+     "roots in separate displays, list-shaped gold"),
+    ("multi_box", "2, 3", "Hence\n\\[ x = \\boxed{2} \\]\nor\n\\[ x = \\boxed{5} \\]", X,
+     "second root wrong"),
+    ("multi_box", "1,000", "He pays \\boxed{500} now and \\boxed{500} later, \\boxed{1,000} in all.",
+     C, "a thousands separator does not make the gold a list"),
     ("multi_box", "6", "Area of the first part: $\\boxed{2}$; adding the second gives "
      "$2 + 4 = \\boxed{6}$.", C, "steps separated by words: last box"),
     # --- markup around the answer

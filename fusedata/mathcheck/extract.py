@@ -113,8 +113,15 @@ _LEADING_ANSWER_RE = re.compile(
 _MINERVA_PREFIX_RE = re.compile(r"^\s*(?:the\s+)?final\s+answer\s+is\s*:?\s*", re.IGNORECASE)
 #: Separators between boxes that make them one list of answers, not steps.
 _LIST_GLUE_RE = re.compile(
-    r"^(?:[\s$,;]|\\quad|\\qquad|\\text\{\s*(?:and|or)\s*\}|\band\b|\bor\b|"
+    r"^(?:[ \t$,;.]|\\quad|\\qquad|\\text\{\s*(?:and|or)\s*\}|\band\b|\bor\b|"
     r"[A-Za-z](?:_\{?\d\}?)?\s*=)*$",
+    re.IGNORECASE,
+)
+#: The same across lines and display math (``\\[ x = \\boxed{2} \\]\\n\\[ x = \\boxed{3} \\]``),
+#: used only when the gold itself is a list.
+_LIST_GLUE_LINES_RE = re.compile(
+    r"^(?:[\s$,;.]|\\quad|\\qquad|\\\[|\\\]|\\\(|\\\)|\\text\{\s*(?:and|or)\s*\}|\band\b|"
+    r"\bor\b|[A-Za-z](?:_\{?\d\}?)?\s*=)*$",
     re.IGNORECASE,
 )
 
@@ -170,20 +177,25 @@ def _box_content(text: str, start: int, pairs: dict[int, int]) -> tuple[str, int
     return m.group(0), i + m.end()
 
 
+def _find_boxes(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every well-formed box; linear time."""
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return []
+    pairs = _brace_pairs(text)
+    out: list[tuple[int, int, str]] = []
+    for m in _BOX_RE.finditer(text):
+        got = _box_content(text, m.end(), pairs)
+        if got is not None:
+            out.append((m.start(), got[1], got[0].strip()))
+    return out
+
+
 def find_boxed(text: str) -> list[tuple[int, str]]:
     """All well-formed ``\\boxed``/``\\fbox`` contents as ``(start_offset, content)``.
 
     Unclosed boxes (truncated output) are skipped rather than guessed at. Linear time.
     """
-    if "\\boxed" not in text and "\\fbox" not in text:
-        return []
-    pairs = _brace_pairs(text)
-    out: list[tuple[int, str]] = []
-    for m in _BOX_RE.finditer(text):
-        got = _box_content(text, m.end(), pairs)
-        if got is not None:
-            out.append((m.start(), got[0].strip()))
-    return out
+    return [(start, content) for start, _end, content in _find_boxes(text)]
 
 
 def _math_spans(s: str) -> list[str]:
@@ -306,32 +318,28 @@ def _clean_tail(span: str, text_after: str = "") -> str | None:
     return _rhs_of_computation(s)
 
 
-def _split_boxes(boxes: list[tuple[int, str]], text: str, gold: str | None) -> Extraction:
-    last_pos, last = boxes[-1]
-    line_start = text.rfind("\n", 0, last_pos) + 1
-    same_line = [(pos, c) for pos, c in boxes if pos >= line_start]
-    if len(same_line) == 1:
-        return Extraction(last, "boxed")
-    contents = [c for _pos, c in same_line]
+def _split_boxes(boxes: list[tuple[int, int, str]], text: str, gold: str | None) -> Extraction:
+    """One answer from several boxes: a list, or the last step of a computation."""
+    last = boxes[-1][2]
     shape = _gold_shape(gold)
-    if shape == "scalar":
-        glue_ok = all(
-            _LIST_GLUE_RE.match(_between(text, same_line[k], same_line[k + 1]))
-            for k in range(len(same_line) - 1)
-        )
-        if not glue_ok:
-            return Extraction(last, "boxed_last")
-    joined = ", ".join(contents)
+    # Boxes separated only by list glue (",", "and", "or", "x =", line breaks and display
+    # delimiters when the gold is a list) form one list of answers.
+    glue = _LIST_GLUE_RE if shape == "scalar" else _LIST_GLUE_LINES_RE
+    run = [boxes[-1]]
+    for prev in reversed(boxes[:-1]):
+        if not glue.match(text[prev[1] : run[0][0]]):
+            break
+        run.insert(0, prev)
+    line_start = text.rfind("\n", 0, boxes[-1][0]) + 1
+    same_line = [b for b in boxes if b[0] >= line_start]
+    if shape != "scalar" and len(same_line) > len(run):
+        run = same_line  # list-shaped gold: every box on the answer line
+    if len(run) == 1:
+        return Extraction(last, "boxed_last" if len(same_line) > 1 else "boxed")
+    joined = ", ".join(c for _s, _e, c in run)
     if shape == "tuple":
         joined = f"({joined})"
     return Extraction(joined, "boxed_multi")
-
-
-def _between(text: str, a: tuple[int, str], b: tuple[int, str]) -> str:
-    """Text between the end of box ``a`` and the start of box ``b``."""
-    start = text.find(a[1], a[0]) + len(a[1])
-    end_brace = text.find("}", start)
-    return text[(end_brace + 1 if end_brace != -1 and end_brace < b[0] else start) : b[0]]
 
 
 def _gold_shape(gold: str | None) -> str:
@@ -340,6 +348,8 @@ def _gold_shape(gold: str | None) -> str:
     if not gold:
         return "scalar"
     g = gold.strip().strip("$").strip()
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", g):
+        return "scalar"  # thousands separators, not a list
     if "\\pm" in g or "\\mp" in g:
         return "list"
     depth = 0
@@ -396,10 +406,6 @@ def _bold_rule(text: str) -> str | None:
     return None
 
 
-def _box_closed(text: str, pos: int, boxes: list[tuple[int, str]]) -> bool:
-    return any(p == pos for p, _c in boxes[-1:])
-
-
 def _last_sentence_rule(text: str) -> str | None:
     lines = _last_lines(text, 3)
     sentences = [s for ln in lines for s in _SENTENCE_SPLIT_RE.split(ln) if s.strip()]
@@ -431,10 +437,10 @@ def extract_answer(
         return Extraction(None, "no_answer")
     enabled = set(fallbacks)
 
-    found = find_boxed(text)
-    boxes = [(pos, c) for pos, c in found if c]
+    found = _find_boxes(text)
+    boxes = [b for b in found if b[2]]
     last_cmd = max((m.start() for m in _BOX_RE.finditer(text)), default=-1)
-    if last_cmd >= 0 and not _box_closed(text, last_cmd, found):
+    if last_cmd >= 0 and not (found and found[-1][0] == last_cmd):
         # The last box is unclosed: a truncated generation. Never guess from what precedes.
         return Extraction(None, "no_answer")
     if boxes:
