@@ -16,7 +16,7 @@ Anything but ``correct`` counts as "not correct" for the comparison (a ``no_answ
 written together with the code they test, so they show coverage of the known classes, not
 an unbiased accuracy; the issue's held-out set is the fair test.
 
-Usage: python benchmarks/math_agreement.py [--pairs] [--workers N]
+Usage: python benchmarks/math_agreement.py [--batch 1|2|3|all] [--pairs] [--workers N]
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fusedata.mathcheck import ALL_FALLBACKS, CheckPool, check_many  # noqa: E402
-from tests.mathcheck_table import RESPONSE_TABLE, RESPONSE_TABLE_FRESH, TABLE  # noqa: E402
+from tests.mathcheck_table import (  # noqa: E402
+    RESPONSE_TABLE,
+    RESPONSE_TABLE_BATCH3,
+    RESPONSE_TABLE_FRESH,
+    TABLE,
+)
 
 
 def plain_math_verify(gold: str, response: str) -> bool:
@@ -49,11 +54,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", action="store_true", help="also the bare (gold, answer) table")
     ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--fresh", action="store_true", help="the second (fresh) batch instead")
+    ap.add_argument(
+        "--batch",
+        choices=["1", "2", "3", "all"],
+        default="all",
+        help="which labelled batch: 1 (tuned on), 2 and 3 (written blind, measured first)",
+    )
     args = ap.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
 
-    table = RESPONSE_TABLE_FRESH if args.fresh else RESPONSE_TABLE
+    batches = {"1": RESPONSE_TABLE, "2": RESPONSE_TABLE_FRESH, "3": RESPONSE_TABLE_BATCH3}
+    table = [r for k, b in batches.items() if args.batch in (k, "all") for r in b]
     rows = [(c, g, r, v) for c, g, r, v, _why in table if v in ("correct", "incorrect")]
     if args.pairs:
         rows += [("bare_pairs", g, p, v) for g, p, v in TABLE]
