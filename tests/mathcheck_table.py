@@ -288,6 +288,7 @@ T, Z = "timeout", "too_complex"
 _FRAC200 = "\\frac{1}{" * 200 + "2" + "}" * 200  # 1/(1/(...1/2)) with 200 levels = 2 (even)
 _FRAC201 = "\\frac{1}{" * 201 + "2" + "}" * 201  # 201 levels: 1/2
 _SUM1000 = " + ".join(str(k) for k in range(1, 1001))  # 500500
+_XSUM1000 = " + ".join(f"{k}x" for k in range(1, 1001))  # 500500x: symbolic, math-verify
 _BRACES25 = "{" * 25 + "x+1" + "}" * 25
 _LEFT60 = "\\left(" * 60 + "x+1" + "\\right)" * 60
 
@@ -519,6 +520,9 @@ RESPONSE_TABLE: list[tuple[str, str, str, str, str]] = [
      "25 redundant brace levels collapse"),
     ("pathological", "500500", f"So $\\boxed{{{_SUM1000}}}$.", C, "1000-term sum, exact"),
     ("pathological", "500501", f"So $\\boxed{{{_SUM1000}}}$.", X, "1000-term sum differs"),
+    ("pathological", "500500x", f"So $\\boxed{{{_XSUM1000}}}$.", C,
+     "symbolic 1000-term sum parses (recursion limit) and simplifies"),
+    ("pathological", "500501x", f"So $\\boxed{{{_XSUM1000}}}$.", X, "symbolic sum differs"),
 ]
 
 # Second batch, written after the code above was tuned on the first and measured before any

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -52,6 +53,8 @@ MIN_SIG_DIGITS = 4
 #: in nesting depth (measured: 10 levels 0.6 s, 15 levels 8 s), so deeper answers that exact
 #: arithmetic cannot decide get the verdict ``too_complex`` instead of a time-out.
 MV_MAX_DEPTH = 12
+#: Python recursion limit in processes that call math-verify (see :func:`_mv`).
+MV_RECURSION_LIMIT = 8000
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +481,10 @@ def _mv() -> tuple[Any, Any, list[Any]]:
 
     # "Timeout is disabled" warnings are expected: the pool enforces the deadline.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    # The ANTLR LaTeX parser recurses once per term: at the default limit (1000) a
+    # 1000-term sum fails to parse and came back "not equivalent". Python frames do not use
+    # the C stack (CPython >= 3.11); a crash would still only cost this worker ("error").
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), MV_RECURSION_LIMIT))
 
     cfg = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
     return parse, verify, cfg
