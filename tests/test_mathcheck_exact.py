@@ -92,6 +92,8 @@ def test_redundant_groups_collapse_in_one_pass() -> None:
     assert collapse_redundant_groups("((x))+(y)") == "(x)+(y)"
     assert collapse_redundant_groups("\\frac{{1}}{2}") == "\\frac{1}{2}"
     assert collapse_redundant_groups("(x)(y)") == "(x)(y)"  # siblings, not nested
+    assert collapse_redundant_groups("{ { {x} } }").strip() == "{x}"
+    assert collapse_redundant_groups("((x)+(y))") == "((x)+(y))"  # not redundant
 
 
 @pytest.mark.parametrize(

@@ -340,12 +340,18 @@ def collapse_redundant_groups(s: str) -> str:
     """``{{x}}`` -> ``{x}``, ``((x))`` -> ``(x)``: same-kind groups directly inside each
     other mean the same as one. Why: math-verify's LaTeX grammar is exponential in brace
     depth (15 redundant levels take seconds, 20 never finish); one pass, linear time."""
-    if "{{" not in s and "((" not in s:
+    if not re.search(r"\{\s*\{|\(\s*\(", s):
         return s
     pairs, _depth = _bracket_matches(s)
     drop: set[int] = set()
     for i, j in pairs.items():
-        if j - i >= 2 and s[i + 1] == s[i] and pairs.get(i + 1) == j - 1:
+        k = i + 1  # the inner group may be padded with spaces: "{ {x} }"
+        while k < j and s[k] == " ":
+            k += 1
+        end = j - 1
+        while end > k and s[end] == " ":
+            end -= 1
+        if k < j and s[k] == s[i] and pairs.get(k) == end:
             drop.add(i)
             drop.add(j)
     if not drop:
