@@ -105,9 +105,11 @@ def test_redundant_groups_collapse_in_one_pass() -> None:
         ("\\frac{1}{2004!}", "\\frac{1}{2006!}", "incorrect"),
         ("0.33", "\\frac{1}{3}", "correct"),  # gold rounded to 2 places
         ("0.01", "\\frac{1}{199}", "incorrect"),  # within 0.005 but a factor of ~2
-        ("\\pi", "3.1416", "correct"),  # irrational: within one unit of the last place
+        ("\\pi", "3.1416", "correct"),  # irrational: rounded to 4 places
         ("\\pi", "3.1415", "correct"),  # truncated, within one unit
-        ("\\pi", "3.1417", "incorrect"),
+        ("\\pi", "3.1417", "incorrect"),  # neither rounded nor truncated
+        ("\\sqrt{2}", "1.4143", "incorrect"),
+        ("\\log_2 8", "3.0", "correct"),  # a decimal equal to an exact integer value
         ("\\pi", "3.142", "correct"),
         ("\\pi", "3.14", "incorrect"),  # fewer than 4 significant digits
         ("10^{-8}\\sqrt{2}", "10^{-8}", "incorrect"),  # math-verify's absolute rounding

@@ -172,7 +172,7 @@ def normalize_answer(s: str) -> str:
 # --------------------------------------------------------------------------- notation
 
 _UNICODE_MAP = {
-    "\u2212": "-", "\u2013": "-", "\u00d7": "\\times ", "\u22c5": "\\cdot ", "\u00b7": "\\cdot ",
+    "\u2212": "-", "\u00d7": "\\times ", "\u22c5": "\\cdot ", "\u00b7": "\\cdot ",
     "\u00f7": "\\div ", "\u03c0": "\\pi ", "\u221e": "\\infty ", "\u2264": "\\le ",
     "\u2265": "\\ge ", "\u2260": "\\ne ", "\u222a": "\\cup ", "\u2229": "\\cap ",
     "\u2205": "\\emptyset ", "\u00b1": "\\pm ", "\u03b8": "\\theta ", "\u03b1": "\\alpha ",
@@ -332,14 +332,17 @@ def _bracket_matches(s: str) -> tuple[dict[int, int], int]:
 
 
 def nesting_depth(s: str) -> int:
-    """Deepest ``{}``/``()`` nesting in ``s`` (escaped braces ignored); linear time."""
+    """Deepest ``{}``/``()`` nesting in ``s`` (escaped braces ignored); linear time.
+
+    Failure mode: none; unbalanced brackets count as far as they go."""
     return _bracket_matches(s)[1]
 
 
 def collapse_redundant_groups(s: str) -> str:
     """``{{x}}`` -> ``{x}``, ``((x))`` -> ``(x)``: same-kind groups directly inside each
     other mean the same as one. Why: math-verify's LaTeX grammar is exponential in brace
-    depth (15 redundant levels take seconds, 20 never finish); one pass, linear time."""
+    depth (15 redundant levels take seconds, 20 never finish); one pass, linear time.
+    Failure mode: none; unbalanced brackets are left as they are."""
     if not re.search(r"\{\s*\{|\(\s*\(", s):
         return s
     pairs, _depth = _bracket_matches(s)
@@ -552,8 +555,8 @@ def _numeric_decision(
       values absolutely and so equates ``10^{-8}\\sqrt{2}`` with ``10^{-8}``).
       Returns None (math-verify's own verdict stands) when they agree.
     * Prediction a plain decimal with ``d`` places, gold exact: correct iff the decimal has
-      at least :data:`MIN_SIG_DIGITS` significant digits and is within one unit of its last
-      place of the gold value (rounded or truncated). A gold that is rational never gets
+      at least :data:`MIN_SIG_DIGITS` significant digits and is the gold value rounded or
+      truncated to ``d`` places. A gold that is rational never gets
       here as equal: exact arithmetic already refused its truncated decimals.
     * Gold a plain decimal with ``d`` places (the problem asked for rounding): correct iff
       the prediction is within half a unit of the gold's last place *and* within 2 % of it.
@@ -570,12 +573,18 @@ def _numeric_decision(
             return None
         return False, f"values differ (relative difference {float(diff / scale):.3g})"
     if pd is not None and gd is None:
+        if diff <= scale * sympy.Float("1e-30"):  # "3.0" for \\log_2 8
+            return True, "decimal equals the exact value"
         if getattr(gold_obj, "is_rational", False):
             return False, "finite decimal vs exact rational"
         if _sig_digits(p) < MIN_SIG_DIGITS:
             return False, f"decimal with fewer than {MIN_SIG_DIGITS} significant digits"
-        ok = diff <= sympy.Float(10) ** (-pd) * sympy.Float("1.000001")
-        return bool(ok), f"decimal within 1e-{pd} of the exact value" if ok else (
+        unit = sympy.Float(10) ** (-pd)
+        rounded = diff <= unit / 2 * sympy.Float("1.000001")
+        # Truncated: same sign, smaller magnitude, less than one unit short.
+        truncated = bool(gv * pv > 0) and abs(pv) <= abs(gv) and abs(gv) - abs(pv) < unit
+        ok = bool(rounded) or truncated
+        return ok, f"decimal is the exact value rounded or truncated to {pd} places" if ok else (
             f"decimal differs from the exact value by {float(diff):.3g}")
     if gd is not None and pd is None:
         tol = min(sympy.Float("0.5") * sympy.Float(10) ** (-gd) * sympy.Float("1.000001"),
