@@ -166,6 +166,8 @@ def test_values_differing_by_2x_or_more_never_equal(
         ("0.\\overline{3}", "\\frac{1}{3}"),
         ("2 1/2 hours", "\\frac{5}{2}"),
         ("twenty-five apples", "25"),
+        ("one half", "\\frac{1}{2}"),  # a fraction word, not "1 half" -> 1
+        ("two thirds of the cake", "\\frac{2}{3}"),
         ("**50**", "50"),
         ("\\text{The answer is } 9", "9"),
         ("f^{-1}(x) = \\frac{x-3}{2}", "\\frac{x-3}{2}"),

@@ -276,6 +276,15 @@ _ONES = {w: i for i, w in enumerate(
 _TENS = {w: 10 * (i + 2) for i, w in enumerate(
     "twenty thirty forty fifty sixty seventy eighty ninety".split())}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6}
+_FRACTION_WORDS = {
+    w: d
+    for d, ws in {
+        2: ("half", "halves"), 3: ("third", "thirds"), 4: ("quarter", "quarters", "fourth",
+        "fourths"), 5: ("fifth", "fifths"), 6: ("sixth", "sixths"), 7: ("seventh", "sevenths"),
+        8: ("eighth", "eighths"), 9: ("ninth", "ninths"), 10: ("tenth", "tenths"),
+    }.items()
+    for w in ws
+}
 _NUMWORD_RE = re.compile(
     r"^(?P<w>(?:(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
     r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|"
@@ -304,7 +313,12 @@ def _number_words(s: str) -> str:
             total += cur * _SCALES[w]
             cur = 0
     rest = m.group("rest").strip()
-    return f"{total + cur} {rest}".strip() if rest else str(total + cur)
+    value = total + cur
+    first, _sp, after = rest.partition(" ")
+    den = _FRACTION_WORDS.get(first.lower().strip(".,"))
+    if den is not None:  # "one half", "two thirds": a fraction, not 1 or 2 of a unit
+        return f"\\frac{{{value}}}{{{den}}} {after}".strip()
+    return f"{value} {rest}".strip() if rest else str(value)
 
 
 def _bracket_matches(s: str) -> tuple[dict[int, int], int]:
