@@ -628,6 +628,79 @@ def _display(parsed: tuple[Any, ...], fallback: str) -> str:
     return str(parsed[0])
 
 
+def _top_level_terms(s: str) -> list[tuple[int, str]] | None:
+    """``s`` as signed top-level summands ``[(+1, "10^{10^{10}}"), (+1, "1")]`` (spaces
+    removed), or None when brackets are unbalanced. Linear time."""
+    terms: list[tuple[int, str]] = []
+    depth = 0
+    sign = 1
+    cur: list[str] = []
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\" and i + 1 < n:
+            cur.append(s[i : i + 2])
+            i += 2
+            continue
+        if c in "{([":
+            depth += 1
+        elif c in "})]":
+            depth -= 1
+            if depth < 0:
+                return None
+        if depth == 0 and c in "+-" and "".join(cur).strip():
+            prev = "".join(cur).rstrip()
+            if not prev.endswith(("^", "_", "e", "E")):  # not an exponent's sign
+                terms.append((sign, "".join(prev.split())))
+                cur = []
+                sign = 1 if c == "+" else -1
+                i += 1
+                continue
+        if depth == 0 and c in "+-" and not "".join(cur).strip():
+            sign = sign * (1 if c == "+" else -1)
+            i += 1
+            continue
+        cur.append(c)
+        i += 1
+    if depth != 0:
+        return None
+    last = "".join("".join(cur).split())
+    if last:
+        terms.append((sign, last))
+    return terms
+
+
+def _cancel_common_terms(g: str, p: str) -> bool | None:
+    """Decide ``H + a`` vs ``H + b`` where ``H`` is too large to compute: identical summands
+    cancel (the same finite value on both sides), and what remains is compared exactly.
+    None when anything but exactly computable summands would remain."""
+    gt, pt = _top_level_terms(g), _top_level_terms(p)
+    if gt is None or pt is None:
+        return None
+    rest_p = list(pt)
+    rest_g: list[tuple[int, str]] = []
+    for term in gt:
+        if term in rest_p:
+            rest_p.remove(term)
+        else:
+            rest_g.append(term)
+    if len(rest_g) == len(gt):
+        return None  # nothing cancelled: no progress
+    totals: list[Fraction] = []
+    for rest in (rest_g, rest_p):
+        total = Fraction(0)
+        for sign, text in rest:
+            try:
+                v = exact_evaluate(text)
+            except TooComplex:
+                return None
+            if v is None or v.has_decimal:
+                return None
+            total += sign * v.value
+        totals.append(total)
+    return totals[0] == totals[1]
+
+
 def _exact_verdict(g: str, p: str) -> Equivalence | None:
     """Decide with exact arithmetic (:mod:`fusedata.mathcheck.exact`) when both sides are
     numbers it understands; None to defer to math-verify.
@@ -658,6 +731,14 @@ def _exact_verdict(g: str, p: str) -> Equivalence | None:
                     "incorrect", f"exact: magnitudes differ (one side > 2^{big[0].min_bits:.3g})",
                     _short(g), _short(p),
                 )
+        cancelled = _cancel_common_terms(g, p)
+        if cancelled is not None:
+            return Equivalence(
+                "correct" if cancelled else "incorrect",
+                "exact: equal huge terms cancel, the rest "
+                + ("agrees" if cancelled else "differs"),
+                _short(g), _short(p),
+            )
         return Equivalence("too_complex", f"exact: {big[0]}", _short(g), _short(p))
     if not (isinstance(ge, ExactValue) and isinstance(pe, ExactValue)):
         return None
@@ -706,7 +787,7 @@ def check_equivalence(gold: str, answer: str) -> Equivalence:
         return Equivalence("error", "malformed gold (unbalanced braces)", g, p)
     if not _braces_balanced(p):
         return Equivalence("incorrect", "malformed prediction (unbalanced braces)", g, p)
-    if g == p:
+    if g == p or ("\\text" not in g and "".join(g.split()) == "".join(p.split())):
         return Equivalence("correct", "identical after normalisation", g, p)
 
     if _MC_RE.match(g):
