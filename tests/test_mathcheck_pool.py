@@ -173,8 +173,10 @@ def test_check_one_and_argument_validation() -> None:
         ("3", "10^{10^{10}}", "incorrect"),
         ("3", "(10^{10})!", "incorrect"),
         ("3", "1000000!", "incorrect"),
+        ("3", "9^{9^{9^9}}", "incorrect"),  # a tower over a huge exponent
+        ("3", "10^{10^{10^{10}}}+1", "incorrect"),  # huge plus small is still huge
         # ... or, when no bound is available, the verdict is unusable, never "incorrect".
-        ("3", "9^{9^{9^9}}", "too_complex"),
+        ("3", "10^{-10^{10}}", "too_complex"),
         ("10^{10^{10^{10}}}+1", "10^{10^{10^{9}}}+1", "too_complex"),
         # ... and equal huge summands cancel, leaving an exact comparison.
         ("10^{10^{10^{10}}}+1", "10^{10^{10^{10}}}+2", "incorrect"),

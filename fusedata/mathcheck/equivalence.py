@@ -628,6 +628,36 @@ def _display(parsed: tuple[Any, ...], fallback: str) -> str:
     return str(parsed[0])
 
 
+def _log2_size(v: Fraction) -> int:
+    """An upper bound on ``log2(|v|)`` (0 for |v| < 1)."""
+    return max(abs(v.numerator).bit_length() - v.denominator.bit_length() + 1, 0)
+
+
+def _huge_sum_bits(s: str) -> float | None:
+    """A lower bound on ``log2|s|`` for ``H + a + b ...`` where exactly one summand ``H`` is
+    too large to compute and has a size bound, and the others are exact and much smaller
+    (``10^{10^{10^{10}}} + 1``); None otherwise."""
+    terms = _top_level_terms(s)
+    if not terms or len(terms) > 100:
+        return None
+    huge: list[float] = []
+    small_bits = 0
+    for _sign, text in terms:
+        try:
+            v = exact_evaluate(text)
+        except TooComplex as exc:
+            if exc.min_bits is None:
+                return None
+            huge.append(exc.min_bits)
+            continue
+        if v is None:
+            return None
+        small_bits = max(small_bits, _log2_size(v.value))
+    if len(huge) != 1 or huge[0] <= small_bits + len(terms) + 2:
+        return None
+    return huge[0] - 1
+
+
 def _top_level_terms(s: str) -> list[tuple[int, str]] | None:
     """``s`` as signed top-level summands ``[(+1, "10^{10^{10}}"), (+1, "1")]`` (spaces
     removed), or None when brackets are unbalanced. Linear time."""
@@ -723,12 +753,14 @@ def _exact_verdict(g: str, p: str) -> Equivalence | None:
     big = [r for r in results if isinstance(r, TooComplex)]
     if big:
         small = [r for r in results if isinstance(r, ExactValue)]
-        if len(big) == 1 and small and big[0].min_bits is not None:
-            v = small[0].value
-            bits = max(abs(v.numerator).bit_length() - v.denominator.bit_length() + 1, 0)
-            if bits + 2 < big[0].min_bits:
+        if len(big) == 1 and small:
+            huge_side = g if isinstance(ge, TooComplex) else p
+            min_bits = big[0].min_bits
+            if min_bits is None:
+                min_bits = _huge_sum_bits(huge_side)
+            if min_bits is not None and _log2_size(small[0].value) + 2 < min_bits:
                 return Equivalence(
-                    "incorrect", f"exact: magnitudes differ (one side > 2^{big[0].min_bits:.3g})",
+                    "incorrect", f"exact: magnitudes differ (one side > 2^{min_bits:.3g})",
                     _short(g), _short(p),
                 )
         cancelled = _cancel_common_terms(g, p)

@@ -138,6 +138,18 @@ class _Parser:
         tok = self.peek()
         return tok is not None and tok == (kind, text)
 
+    def _close(self, open_at: int) -> int:
+        """Token index just past the group opened at ``open_at`` (``len`` if unclosed)."""
+        depth = 0
+        for k in range(open_at, len(self.t)):
+            if self.t[k] == ("op", "{"):
+                depth += 1
+            elif self.t[k] == ("op", "}"):
+                depth -= 1
+                if depth == 0:
+                    return k + 1
+        return len(self.t)
+
     def enter(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
@@ -219,7 +231,18 @@ class _Parser:
         self.enter()
         tok = self.peek()
         if tok == ("op", "{"):
-            exp = self.atom()
+            open_at = self.i
+            try:
+                exp = self.atom()
+            except TooComplex as exc:
+                # b^E with E huge and positive (E > 2^min_bits) and an integer b >= 2 is
+                # at least 2^E: its size alone proves it differs from any computable value.
+                huge_exp = exc.min_bits is not None and exc.span == (open_at + 1, self._close(open_at) - 1)
+                if huge_exp and base.value.denominator == 1 and abs(base.value) >= 2:
+                    tower = TooComplex("power tower too large", min_bits=math.inf)
+                    tower.span = (start, self._close(open_at))
+                    raise tower from exc
+                raise
         elif tok is not None and tok[0] == "num" and "." not in tok[1]:
             # "2^10" in LaTeX is 2^1 followed by 0; plain-text answers mean 2^{10}. Only a
             # single digit is unambiguous.
