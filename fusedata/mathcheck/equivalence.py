@@ -6,11 +6,13 @@ Why this exists rather than calling ``math_verify.verify`` directly:
   a timed-out check comes back as ``False`` (indistinguishable from "incorrect"). Here all
   math-verify timeouts are disabled; the hard deadline is enforced by killing the worker
   process (see :mod:`fusedata.mathcheck.pool`), which also stops C-level big-int work.
+* Numbers are decided by exact arithmetic first (:mod:`fusedata.mathcheck.exact`):
+  math-verify compares through floats with an absolute rounding, which equated ``1/2004!``
+  with ``1/2006!`` and ``1/2^{99}`` with ``1/2^{98}`` and accepted the truncated ``0.142857``
+  for ``1/7``. Floats remain only for irrational values (:func:`_numeric_decision`).
 * A few of math-verify's lenient rules produce false positives that would poison DPO
   pairs. They are corrected by guards applied *after* a positive verdict:
 
-  - tiny values compare equal under ``float_rounding=6`` (``1/2^{99}`` vs ``1/2^{98}``,
-    ``10^{-7}`` vs ``2\\cdot 10^{-7}``): a relative-difference check on symbol-free values;
   - an equation is compared to a value through its right-hand side even when the left
     side is not a variable (``x+y=5`` vs ``5``): only ``<symbol> = value`` may match a value;
   - words parse as products of symbols (``Monday`` == ``dynamo``): plain words are compared
@@ -22,8 +24,9 @@ Why this exists rather than calling ``math_verify.verify`` directly:
   units such as ``12 dollars``, ``1{,}000``, ``\\text{(A)}`` multiple-choice letters, ...)
   is normalised first by :func:`normalize_answer`.
 
-Everything in this module is pure and deterministic; it may hang on pathological input
-(``9^{9^{9^9}}``), so call it only inside a process you can kill.
+Everything in this module is pure and deterministic. Pure numbers never hang (exact
+arithmetic refuses values over its size limit), but symbolic input can (``x + 9^{9^{9^9}}``
+makes sympy compute the power), so call it only inside a process you can kill.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ MV_RECURSION_LIMIT = 8000
 class Equivalence:
     """Verdict of one (gold, answer) comparison.
 
-    ``verdict`` is ``correct``, ``incorrect`` or ``error`` (``timeout`` is added by the pool);
+    ``verdict`` is ``correct``, ``incorrect``, ``too_complex`` or ``error`` (``timeout`` is
+    added by the pool);
     ``reason`` says which rule decided; the normalised forms are for humans debugging labels.
     """
 
@@ -800,14 +804,21 @@ def _short(s: str) -> str:
 
 
 def check_equivalence(gold: str, answer: str) -> Equivalence:
-    """Compare an extracted ``answer`` to ``gold``; ``verdict`` is correct/incorrect/error.
+    """Compare an extracted ``answer`` to ``gold``.
 
-    Order: cheap string rules (identical normal forms, multiple-choice letters, plain
-    words), then math-verify (gold first: it is not symmetric), then the vetoes described
-    in the module docstring. Failure modes: an unparseable or malformed *gold* gives
-    ``error`` (the label cannot be trusted either way); an unparseable prediction gives
-    ``incorrect``; any unexpected exception inside math-verify/sympy gives ``error`` with the
-    exception in ``reason``. May not return on pathological input (run it in the pool).
+    Order: normalisation (:func:`normalize_answer`), cheap string rules (identical normal
+    forms, multiple-choice letters, plain words), exact arithmetic
+    (:func:`_exact_verdict`: integers, rationals, repeating decimals, factorials, huge
+    values by size bounds), exact tuples/sets of numbers, the nesting-depth cap
+    (:data:`MV_MAX_DEPTH`), math-verify (gold first: it is not symmetric), then the numeric
+    rules for symbol-free values (:func:`_numeric_decision`) and the equation guard.
+
+    Verdicts: ``correct`` / ``incorrect``; ``too_complex`` when a value is too large or an
+    answer too deeply nested to decide (unusable, never "incorrect"); ``error`` for an
+    empty, malformed or unparseable *gold* (the label cannot be trusted either way) and for
+    any unexpected exception inside math-verify/sympy (named in ``reason``). An empty,
+    malformed or unparseable prediction is ``incorrect``. May still not return on
+    pathological symbolic input: run it in the pool, which turns that into ``timeout``.
     """
     g = normalize_answer(gold)
     p = normalize_answer(answer)
