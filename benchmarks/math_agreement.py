@@ -16,7 +16,7 @@ Anything but ``correct`` counts as "not correct" for the comparison (a ``no_answ
 written together with the code they test, so they show coverage of the known classes, not
 an unbiased accuracy; the issue's held-out set is the fair test.
 
-Usage: python benchmarks/math_agreement.py [--batch 1|2|3|all] [--pairs] [--workers N]
+Usage: python benchmarks/math_agreement.py [--batch 1|2|3|4|all] [--pairs] [--workers N]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from fusedata.mathcheck import ALL_FALLBACKS, CheckPool, check_many  # noqa: E40
 from tests.mathcheck_table import (  # noqa: E402
     RESPONSE_TABLE,
     RESPONSE_TABLE_BATCH3,
+    RESPONSE_TABLE_BATCH4,
     RESPONSE_TABLE_FRESH,
     TABLE,
 )
@@ -56,14 +57,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument(
         "--batch",
-        choices=["1", "2", "3", "all"],
+        choices=["1", "2", "3", "4", "all"],
         default="all",
-        help="which labelled batch: 1 (tuned on), 2 and 3 (written blind, measured first)",
+        help="which labelled batch: 1 (tuned on), 2-4 (written blind, measured first)",
     )
     args = ap.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
 
-    batches = {"1": RESPONSE_TABLE, "2": RESPONSE_TABLE_FRESH, "3": RESPONSE_TABLE_BATCH3}
+    batches = {
+        "1": RESPONSE_TABLE,
+        "2": RESPONSE_TABLE_FRESH,
+        "3": RESPONSE_TABLE_BATCH3,
+        "4": RESPONSE_TABLE_BATCH4,
+    }
     table = [r for k, b in batches.items() if args.batch in (k, "all") for r in b]
     rows = [(c, g, r, v) for c, g, r, v, _why in table if v in ("correct", "incorrect")]
     if args.pairs:

@@ -17,9 +17,13 @@ import pytest
 
 from fusedata.mathcheck import VERDICTS, CheckPool, MathVerdict, check_many
 from tests.mathcheck_table import RESPONSE_TABLE as _FIRST
-from tests.mathcheck_table import RESPONSE_TABLE_BATCH3, RESPONSE_TABLE_FRESH
+from tests.mathcheck_table import (
+    RESPONSE_TABLE_BATCH3,
+    RESPONSE_TABLE_BATCH4,
+    RESPONSE_TABLE_FRESH,
+)
 
-RESPONSE_TABLE = _FIRST + RESPONSE_TABLE_FRESH + RESPONSE_TABLE_BATCH3
+RESPONSE_TABLE = _FIRST + RESPONSE_TABLE_FRESH + RESPONSE_TABLE_BATCH3 + RESPONSE_TABLE_BATCH4
 
 TIMEOUT_S = 5.0
 

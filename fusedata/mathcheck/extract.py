@@ -98,8 +98,16 @@ _BOLD_RE = re.compile(r"\*\*([^*\n]{1,80})\*\*")
 _NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 #: A number as written in prose, with its currency sign / percent / degree / fraction.
 _PROSE_NUMBER_RE = re.compile(
-    r"(?:\\?\$\s*)?-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s*(?:\\?%|°))?"
+    r"(?:\\?\$\s*)?-?(?:\d+\s+\d+/\d+(?!\d)|\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?)"
+    "(?:\\s*(?:\u03c0|\\\\pi\\b|\u221a\\d+))?"
+    r"(?:\s*(?:\\?%|°))?"
     "|(?:\\d+\\s*)?[\u00bc-\u00be\u2150-\u215e]|[\u221e\u2205]|\u221a\\d+"
+)
+#: Words that mark a sentence's clause as its conclusion ("so he is left with 6 marbles").
+_CONCLUSION_RE = re.compile(
+    r"\b(?:so|therefore|thus|hence|total|totals|altogether|overall|in all|left|remain\w*|"
+    r"final(?:ly)?|result\w*|answer)\b",
+    re.IGNORECASE,
 )
 _MATH_SPAN_RE = re.compile(r"(?<!\\)\$\$?([^$]+?)(?<!\\)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])[ \t]+(?=[A-Z\\$*(\d])|\n+")
@@ -251,10 +259,19 @@ def _answer_from_sentence(sent: str) -> str | None:
         return nums[0].group(0).strip()
     # "..., earning $18": a sentence ending on a number states it, unless the number ends a
     # list ("the roots are 2 and 3").
-    if nums and not plain[nums[-1].end() :].strip(" .!)") and not re.search(
-        r"\b(?:and|or)\s*$", plain[: nums[-1].start()]
-    ) and not plain[: nums[-1].start()].rstrip().endswith(","):
-        return nums[-1].group(0).strip()
+    if not nums:
+        return None
+    last = nums[-1]
+    before, after = plain[: last.start()], plain[last.end() :].strip(" .!)")
+    listed = re.search(r"\b(?:and|or)\s*$", before) or before.rstrip().endswith(",")
+    if listed:
+        return None
+    if not after:
+        return last.group(0).strip()
+    # "... so he is left with 6 marbles": a concluding clause, then at most a unit.
+    clause = re.split(r"[,;:]", before)[-1]
+    if _CONCLUSION_RE.search(clause) and len(after.split()) <= 3 and not re.search(r"\d", after):
+        return last.group(0).strip()
     return None
 
 
