@@ -76,6 +76,11 @@ LLAMA_STYLE = (
         ("The probability is ½.", "½", "last_sentence"),
         ("Answer: 0.142857142857...", "0.142857142857...", "answer_label"),
         ("3/4", "3/4", "bare"),
+        ("12 dollars", "12 dollars", "bare"),  # units are the checker's business
+        ("Monday", "Monday", "bare"),
+        ("x = 2 or x = 3", "x = 2 or x = 3", "bare"),  # a list stays whole
+        ("Thus, $\\frac{a}{b} = \\frac{3}{4}$.", "\\frac{3}{4}", "bare"),
+        ("We solve it.\nSo $x = 2$ or $x = 3$.", "2, 3", "last_sentence"),
         ("$\\dfrac{1}{2}$", "\\dfrac{1}{2}", "bare"),
         ("  -7  ", "-7", "bare"),
     ],

@@ -118,6 +118,11 @@ _LEADING_ANSWER_RE = re.compile(
     r"\bwhich\b|\bas\b)",
     re.IGNORECASE,
 )
+#: A right-hand side that is a plain number (integer, decimal, fraction, root, pi multiple).
+_NUMERIC_RHS_RE = re.compile(
+    r"-?\s*(?:\d+(?:\.\d+)?|\\[dt]?frac\{-?\d+\}\{\d+\}|\d+/\d+)"
+    r"(?:\s*\\(?:pi|sqrt\{\d+\}))?(?:\s*\\%)?"
+)
 _MINERVA_PREFIX_RE = re.compile(r"^\s*(?:the\s+)?final\s+answer\s+is\s*:?\s*", re.IGNORECASE)
 #: Separators between boxes that make them one list of answers, not steps.
 _LIST_GLUE_RE = re.compile(
@@ -206,15 +211,41 @@ def find_boxed(text: str) -> list[tuple[int, str]]:
     return [(start, content) for start, _end, content in _find_boxes(text)]
 
 
-def _math_spans(s: str) -> list[str]:
-    """Contents of ``$..$`` / ``\\(..\\)`` / ``\\[..\\]`` spans that are math, not two
-    currency signs around prose (``$2 each, earning 16 x 2 = $32``)."""
+def _math_span_matches(s: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of ``$..$`` / ``\\(..\\)`` / ``\\[..\\]`` spans that are
+    math, not two currency signs around prose (``$2 each, earning 16 x 2 = $32``)."""
     out = []
     for m in _MATH_SPAN_RE.finditer(s):
         body = next(g for g in m.groups() if g is not None).strip()
         if len(re.findall(r"(?<!\\)\b[A-Za-z]{3,}\b", re.sub(r"\\text\{[^{}]*\}", "", body))) < 2:
-            out.append(body)
+            out.append((m.start(), m.end(), body))
     return out
+
+
+def _math_spans(s: str) -> list[str]:
+    return [body for _s, _e, body in _math_span_matches(s)]
+
+
+def _last_math_answer(sent: str) -> str | None:
+    """The last math span with a digit or command; spans joined only by list glue
+    (``$x = 2$ or $x = 3$``) are one list answer."""
+    spans = [t for t in _math_span_matches(sent) if re.search(r"[\d\\]", t[2])]
+    if not spans:
+        return None
+    run = [spans[-1]]
+    for prev in reversed(spans[:-1]):
+        if not _LIST_GLUE_RE.match(sent[prev[1] : run[0][0]]):
+            break
+        run.insert(0, prev)
+    if len(run) == 1:
+        return _rhs_of_computation(run[0][2])
+    return ", ".join(_strip_var(body) for _s, _e, body in run)
+
+
+def _strip_var(body: str) -> str:
+    """``x = 2`` -> ``2`` inside a list of roots."""
+    m = re.fullmatch(r"[A-Za-z](?:_\{?\d\}?)?\s*=\s*(.+)", body.strip())
+    return m.group(1).strip() if m else body.strip()
 
 
 def _words_outside_math(s: str) -> int:
@@ -233,11 +264,15 @@ def _rhs_of_computation(s: str) -> str:
     if "=" not in s or any(op in s for op in ("\\le", "\\ge", "<", ">", "\\ne")):
         return s
     parts = s.split("=")
-    lhs = re.sub(r"\\(?:times|cdot|div|frac|dfrac|tfrac|left|right|sqrt)", " ", parts[0])
-    if re.search(r"[A-Za-z]", lhs):
-        return s
     rhs = parts[-1].strip()
-    return rhs or s
+    lhs = re.sub(r"\\(?:times|cdot|div|frac|dfrac|tfrac|left|right|sqrt)", " ", parts[0])
+    if not re.search(r"[A-Za-z]", lhs):
+        return rhs or s
+    # "\\frac{a}{b} = \\frac{3}{4}", "a + b = 12": a named quantity equal to a number states
+    # that number. Lists ("x = 2 or x = 3", "x = 1, y = 2") stay whole.
+    if re.search(r",|\b(?:or|and)\b|\\text", s) or not _NUMERIC_RHS_RE.fullmatch(rhs):
+        return s
+    return rhs
 
 
 def _answer_from_sentence(sent: str) -> str | None:
@@ -246,9 +281,9 @@ def _answer_from_sentence(sent: str) -> str | None:
     bold = [b.strip() for b in _BOLD_RE.findall(sent) if _answer_like(b)]
     if bold:
         return _rhs_of_computation(bold[-1].strip("$ "))
-    spans = [m for m in _math_spans(sent) if re.search(r"[\d\\]", m)]
-    if spans:
-        return _rhs_of_computation(spans[-1])
+    math_answer = _last_math_answer(sent)
+    if math_answer:
+        return math_answer
     plain = sent.replace("**", "")
     if "=" in plain:
         nums = _PROSE_NUMBER_RE.findall(plain.rsplit("=", 1)[1])
