@@ -11,12 +11,17 @@ from hypothesis import strategies as st
 
 from fusedata.mathcheck.equivalence import (
     MV_MAX_DEPTH,
+    _mv,
     check_equivalence,
     collapse_redundant_groups,
     nesting_depth,
     normalize_answer,
 )
 from fusedata.mathcheck.exact import MAX_DEPTH, TooComplex, evaluate
+
+# Import math-verify now: it raises the recursion limit, which hypothesis warns about when
+# it happens inside a property test.
+_mv()
 
 
 @pytest.mark.parametrize(
