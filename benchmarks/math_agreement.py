@@ -16,7 +16,7 @@ Anything but ``correct`` counts as "not correct" for the comparison (a ``no_answ
 written together with the code they test, so they show coverage of the known classes, not
 an unbiased accuracy; the issue's held-out set is the fair test.
 
-Usage: python benchmarks/math_agreement.py [--batch 1|2|3|4|all] [--pairs] [--workers N]
+Usage: python benchmarks/math_agreement.py [--batch 1|2|3|4|5|all] [--pairs] [--workers N]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from tests.mathcheck_table import (  # noqa: E402
     RESPONSE_TABLE,
     RESPONSE_TABLE_BATCH3,
     RESPONSE_TABLE_BATCH4,
+    RESPONSE_TABLE_BATCH5,
     RESPONSE_TABLE_FRESH,
     TABLE,
 )
@@ -57,9 +58,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument(
         "--batch",
-        choices=["1", "2", "3", "4", "all"],
+        choices=["1", "2", "3", "4", "5", "all"],
         default="all",
-        help="which labelled batch: 1 (tuned on), 2-4 (written blind, measured first)",
+        help="which labelled batch: 1 (tuned on), 2-5 (written blind, measured first)",
     )
     args = ap.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
@@ -69,6 +70,7 @@ def main() -> None:
         "2": RESPONSE_TABLE_FRESH,
         "3": RESPONSE_TABLE_BATCH3,
         "4": RESPONSE_TABLE_BATCH4,
+        "5": RESPONSE_TABLE_BATCH5,
     }
     table = [r for k, b in batches.items() if args.batch in (k, "all") for r in b]
     rows = [(c, g, r, v) for c, g, r, v, _why in table if v in ("correct", "incorrect")]

@@ -343,6 +343,10 @@ def _clean_tail(span: str, text_after: str = "") -> str | None:
     boxed = find_boxed(s)
     if boxed:
         return boxed[-1][1] or None
+    bold = [b for b in _BOLD_RE.findall(s) if _answer_like(b)]
+    if bold and bold[-1].strip() != s.strip("*").strip():
+        return _clean_tail(bold[-1])  # "60 - 40 = **20** cups": the emphasised value
+    s = s.replace("**", "")
     for left, right in (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)")):
         if (
             s.startswith(left)
