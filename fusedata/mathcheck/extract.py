@@ -431,7 +431,7 @@ def _marker_candidates(text: str, enabled: set[str]) -> list[tuple[int, int, str
     out: list[tuple[int, int, str, str]] = []
 
     def add(rule: str, prio: int, m: re.Match[str]) -> None:
-        ans = _clean_tail(m.group(1), text[m.end() :][:2000])
+        ans = _clean_tail(m.group(1), text[m.end() : m.end() + 2000])
         if ans:
             out.append((m.start(), prio, rule, ans))
 
