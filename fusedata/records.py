@@ -14,7 +14,7 @@ Follow one prompt through a build:
 ``score``    + ``score`` (float, null when unscored), ``score_truncated``
              (the RM saw a truncated input), ``score_error``.
 ``verify``   + ``verdict`` (null for categories without a verifier; math:
-             correct/incorrect/no_answer/timeout/error; code: passed/failed/
+             correct/incorrect/no_answer/timeout/too_complex/error; code: passed/failed/
              timeout/memory/syntax_error/static_error/sandbox_error),
              ``verdict_detail``.
 ``select``   tables ``sft``, ``dpo``, ``wrpo``, ``drops`` (see select.py).

@@ -70,7 +70,9 @@ def code_job(rid: str, response: str, tests: str | None, timeout_s: float, memor
 
 class VerifyStage(Stage):
     name = "verify"
-    version = "1"
+    # 2: math verdicts changed (issue 16: extraction cascade, exact arithmetic, too_complex),
+    # so verdicts cached by version 1 must not be reused.
+    version = "2"
 
     def __init__(self, cfg: Verifiers, prompts: Dataset, shard_size: int = 512):
         self.cfg = cfg

@@ -26,7 +26,7 @@ def test_single_pair_incorrect_and_bare_answer() -> None:
     assert r.exit_code == 0, r.output
     assert "verdict: incorrect" in r.output
     assert "rule: bare" in r.output
-    assert "tiny values" in r.output
+    assert "exact numeric mismatch" in r.output  # big-integer rationals, not floats
 
 
 def test_jsonl_one_line_per_input_in_order(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_jsonl_one_line_per_input_in_order(tmp_path: Path) -> None:
         {"id": 1, "gold": "3", "answer": "Step 1...\nThe final answer is $\\boxed{3}$"},
         {"id": "b", "gold": "\\frac{1}{2}", "answer": "0.25"},
         {"id": 3, "gold": "5", "answer": "I am not sure.\nMaybe try again later."},
-        {"id": 4, "gold": "3", "answer": "\\boxed{9^{9^{9^9}}}"},
+        {"id": 4, "gold": "3", "answer": "\\boxed{x+9^{9^{9^9}}}"},
         {"id": 5, "gold": "3"},
     ]
     text = "\n".join(json.dumps(r) for r in rows) + "\nnot json\n\n"

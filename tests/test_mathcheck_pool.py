@@ -13,11 +13,13 @@ import pytest
 
 from fusedata.mathcheck import CheckPool, Equivalence, check_many, check_one
 
+# Symbolic (so exact arithmetic cannot take them) and huge: sympy tries to compute the
+# number and only the pool's deadline stops it.
 PATHOLOGICAL = [
-    "9^{9^{9^9}}",
-    "(10^{10})!",
-    "1000000!",
-    "10^{10^{10}}",
+    "x+9^{9^{9^9}}",
+    "x+(10^{10})!",
+    "x+1000000!",
+    "x+10^{10^{10}}",
 ]
 
 
@@ -102,7 +104,7 @@ def test_dedupes_identical_checks_and_reports_progress() -> None:
 
 
 def test_dedupe_makes_repeated_pathological_items_cost_one_timeout() -> None:
-    items = [("3", "\\boxed{9^{9^{9^9}}}")] * 6
+    items = [("3", "\\boxed{x+9^{9^{9^9}}}")] * 6
     with CheckPool(2, timeout_s=1.0) as pool:
         assert pool.pids
         t0 = time.monotonic()
@@ -119,7 +121,7 @@ def test_safe_from_non_main_thread_and_no_orphans() -> None:
 
     def work() -> None:
         out["res"] = check_many(
-            [("1", "\\boxed{1}"), ("3", "\\boxed{9^{9^{9^9}}}"), ("x", "\\boxed{2}")],
+            [("1", "\\boxed{1}"), ("3", "\\boxed{x+9^{9^{9^9}}}"), ("x", "\\boxed{2}")],
             timeout_s=1.0,
         )
 
@@ -134,7 +136,7 @@ def test_safe_from_non_main_thread_and_no_orphans() -> None:
 
 def test_close_reaps_all_processes() -> None:
     pool = CheckPool(2, timeout_s=1.0)
-    pool.run([("3", "9^{9^{9^9}}"), ("1", "1")])
+    pool.run([("3", "x+9^{9^{9^9}}"), ("1", "1")])
     pids = pool.pids
     assert all(psutil.pid_exists(p) for p in pids)
     pool.close()
@@ -150,7 +152,7 @@ def test_worker_crash_is_reported_as_error_and_batch_continues() -> None:
     with CheckPool(1, timeout_s=10.0) as pool:
         victim = pool.pids[0]
         threading.Timer(0.5, os.kill, args=(victim, signal.SIGKILL)).start()
-        res = pool.run([("3", "9^{9^{9^9}}"), ("2", "2"), ("2", "3")])
+        res = pool.run([("3", "x+9^{9^{9^9}}"), ("2", "2"), ("2", "3")])
     assert res[0].verdict == "error" and "died" in res[0].reason
     assert [r.verdict for r in res[1:]] == ["correct", "incorrect"]
 
@@ -161,3 +163,31 @@ def test_check_one_and_argument_validation() -> None:
     with pytest.raises(ValueError):
         check_many([("1", "1")], timeout_s=0)
     assert check_many([]) == []
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer", "expected"),
+    [
+        # Pure numbers are decided by exact arithmetic without computing the huge value:
+        # its size bound proves it differs from 3 ...
+        ("3", "10^{10^{10}}", "incorrect"),
+        ("3", "(10^{10})!", "incorrect"),
+        ("3", "1000000!", "incorrect"),
+        ("3", "9^{9^{9^9}}", "incorrect"),  # a tower over a huge exponent
+        ("3", "10^{10^{10^{10}}}+1", "incorrect"),  # huge plus small is still huge
+        # ... or, when no bound is available, the verdict is unusable, never "incorrect".
+        ("3", "10^{-10^{10}}", "too_complex"),
+        ("10^{10^{10^{10}}}+1", "10^{10^{10^{9}}}+1", "too_complex"),
+        # ... and equal huge summands cancel, leaving an exact comparison.
+        ("10^{10^{10^{10}}}+1", "10^{10^{10^{10}}}+2", "incorrect"),
+        ("2^{65536}", "2^{2^{2^{2^2}}}", "correct"),
+    ],
+)
+def test_huge_numbers_decided_without_a_kill(gold: str, answer: str, expected: str) -> None:
+    with CheckPool(1, timeout_s=2.0) as pool:
+        assert pool.pids
+        t0 = time.monotonic()
+        (res,) = pool.run([(gold, answer)])
+        assert time.monotonic() - t0 < 1.0
+        assert res.verdict == expected, res
+        assert pool.kills == 0

@@ -10,6 +10,10 @@ from fusedata.mathcheck import CheckPool, Equivalence, normalize_answer
 from fusedata.mathcheck.equivalence import _fast_verdict, _mv, parse_answer
 from tests.mathcheck_table import TABLE
 
+# Import math-verify now: it raises the recursion limit, which hypothesis warns about when
+# it happens inside a property test.
+_mv()
+
 
 @pytest.fixture(scope="module")
 def table_results() -> list[Equivalence]:

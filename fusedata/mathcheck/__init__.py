@@ -3,8 +3,8 @@
 Public API:
 
 * :func:`check_many` / :func:`check_one` - label responses ``correct`` / ``incorrect`` /
-  ``no_answer`` / ``timeout`` / ``error`` against gold answers, in parallel, with a hard
-  per-check time limit enforced by killing worker processes.
+  ``no_answer`` / ``timeout`` / ``too_complex`` / ``error`` against gold answers, in
+  parallel, with a hard per-check time limit enforced by killing worker processes.
 * :func:`extract_answer` - the extraction rules alone (pure, fast).
 * :func:`check_equivalence` / :func:`normalize_answer` - the comparison alone, *without*
   a time limit (may hang on pathological input; use only in a killable process).
@@ -13,6 +13,9 @@ Public API:
 Why labels are conservative: these verdicts choose SFT targets and DPO chosen/rejected
 responses, so a false ``correct`` is worse than a missed one. Ambiguous extraction yields
 ``no_answer``, an unparseable gold yields ``error``; neither is ever reported as correct.
+Only ``correct`` and ``incorrect`` are labels; ``timeout`` (the check hit its deadline) and
+``too_complex`` (an answer too large or too deeply nested to decide, see
+:mod:`fusedata.mathcheck.exact` and ``MV_MAX_DEPTH``) mean "unknown", never "incorrect".
 """
 
 from __future__ import annotations
@@ -44,7 +47,14 @@ __all__ = [
     "normalize_answer",
 ]
 
-VERDICTS: tuple[str, ...] = ("correct", "incorrect", "no_answer", "timeout", "error")
+VERDICTS: tuple[str, ...] = (
+    "correct",
+    "incorrect",
+    "no_answer",
+    "timeout",
+    "too_complex",
+    "error",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +63,8 @@ class MathVerdict:
 
     ``verdict``: one of :data:`VERDICTS`. ``extracted``: the answer span compared (None when
     nothing was extracted). ``rule``: the extraction rule that fired (``boxed``,
-    ``final_answer``, ..., ``no_answer``). ``reason``: why the verdict was reached.
+    ``boxed_multi``, ``final_answer``, ``answer_label``, ``gsm8k``, ..., ``no_answer``; see
+    :mod:`fusedata.mathcheck.extract`). ``reason``: why the verdict was reached.
     ``gold_normalized`` / ``pred_normalized``: what was actually compared (sympy form when
     math-verify parsed it), for debugging labels.
     """
@@ -91,7 +102,8 @@ def check_many(
     applies. ``progress(k)`` receives the number of items finished since its previous call.
 
     Failure modes: responses without an answer give ``no_answer``; checks exceeding the
-    limit give ``timeout``; unparseable gold, worker crashes and unexpected exceptions give
+    limit give ``timeout``; answers too large or deep to decide give ``too_complex``;
+    unparseable gold, worker crashes and unexpected exceptions give
     ``error`` with the cause in ``reason``. Never raises for bad input text; raises
     ``ValueError`` for a non-positive ``timeout_s`` or an unknown fallback rule.
     """
@@ -123,7 +135,7 @@ def _check_many(
     unique: dict[tuple[str, str], int] = {}
     members: list[list[int]] = []
     for idx, (gold, response) in enumerate(items):
-        ex = extract_answer(response, fallbacks)
+        ex = extract_answer(response, fallbacks, gold=gold)
         extractions.append(ex)
         if ex.answer is None:
             out[idx] = MathVerdict("no_answer", None, ex.rule, "no final answer found")
@@ -150,8 +162,9 @@ def _check_many(
         eqs = pool.run(pairs, on_done=on_done)
         for u, eq in enumerate(eqs):
             gold_n, pred_n = eq.gold_normalized, eq.pred_normalized
-            if not (gold_n or pred_n):  # timeout / crash: show what would have been compared
-                gold_n, pred_n = normalize_answer(pairs[u][0]), normalize_answer(pairs[u][1])
+            if not (gold_n or pred_n):  # timeout / crash: show what was compared (raw and
+                # shortened: normalising a pathological answer here would run without limit)
+                gold_n, pred_n = pairs[u][0][:200], pairs[u][1][:200]
             for idx in members[u]:
                 ex = extractions[idx]
                 out[idx] = MathVerdict(eq.verdict, ex.answer, ex.rule, eq.reason, gold_n, pred_n)

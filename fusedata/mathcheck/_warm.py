@@ -19,6 +19,8 @@ _WARM_PAIRS = [
     ("12.5\\%", "0.125"),
     ("y = 2x + 3", "2x+3"),
     ("\\text{(A)}", "A \\text{ apples}"),
+    ("\\sqrt{2}", "1.414214"),  # numeric rules (50-digit evaluation)
+    ("\\frac{1}{7}", "0.\\overline{142857}"),  # exact arithmetic
 ]
 for _gold, _pred in _WARM_PAIRS:
     check_equivalence(_gold, _pred)

@@ -72,7 +72,8 @@ def verify_math(
 
     With GOLD and ANSWER: print the verdict, the extracted answer and the normalised forms
     that were compared. With --jsonl: print {"id", "verdict", "extracted", "reason"} per line,
-    in input order. Verdicts: correct, incorrect, no_answer, timeout, error.
+    in input order. Verdicts: correct, incorrect, no_answer, timeout, too_complex, error
+    (timeout and too_complex mean "could not decide", never "incorrect").
     """
     if jsonl_path is not None:
         if gold is not None or answer is not None:
