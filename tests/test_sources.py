@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from fusedata.prompts import LOADERS, PromptsStage
+from fusedata.prompts import PromptsStage
 from fusedata.recipe import PromptSource, RecipeError, parse_recipe
+from fusedata.sources import LOADERS
 
 from .conftest import ROOT
 
