@@ -8,13 +8,16 @@ they go to the source's ``dropped`` table with a reason, and the counts are
 logged.
 
 Loaders for specific dataset families (UltraFeedback, OpenMathInstruct-2,
-leetcode, ...; :mod:`fusedata.sources`) register in :data:`LOADERS`; the
-``generic`` one only applies the field map.  After the loader, the recipe's
-``filters`` (code/math exclusion, language, has-tests, normalised + MinHash
-dedup, n-gram decontamination; :mod:`fusedata.sources.filters`) run in order,
-and every removed row is recorded in ``dropped`` with the filter's reason.
-``limit`` is a target count of *kept* prompts; with ``seed`` the rows are
-visited in a seeded random order (streamed and shuffled for Hub datasets).
+leetcode, ...; :mod:`fusedata.sources`) register in
+:data:`fusedata.sources.base.LOADERS`; the ``generic`` one only applies the field
+map.  After the loader, the recipe's ``filters`` (code/math exclusion, language,
+has-tests, normalised + MinHash dedup, n-gram decontamination;
+:mod:`fusedata.sources.filters`) run in order, and every removed row is recorded
+in ``dropped`` with the filter's reason.  A ``dedup`` filter also removes rows
+that repeat a prompt kept by an *earlier* source of the recipe (the seed's sets
+overlap; see :func:`load_prompts`).  ``limit`` is a target count of *kept*
+prompts; with ``seed`` the rows are visited in a seeded random order (streamed
+and shuffled for Hub datasets).
 """
 
 from __future__ import annotations

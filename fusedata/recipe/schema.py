@@ -112,6 +112,11 @@ class DedupFilter(_Strict):
     estimated Jaccard similarity of ``shingle``-token shingles (MinHash with
     ``num_perm`` permutations + LSH) is >= the threshold.  The first prompt in
     processing order wins.  Drop reasons: ``duplicate_normalized``, ``near_duplicate``.
+    Across sources: the filter also compares each row with the prompts kept by every
+    source listed *before* this one in the recipe, with the same settings, and drops a
+    repeat as ``duplicate_normalized:<that source>`` / ``near_duplicate:<that source>``
+    before it counts towards ``limit`` (the earlier source keeps the prompt; a source
+    without a dedup filter only loses exact repeats, at the merge).
     Prompts are short, so shingles are 3 tokens by default (a CJK character is a
     token): one changed word in a 20-word prompt gives Jaccard ~0.7, so 0.8 only
     catches small edits of long prompts; lower the threshold for more aggressive
