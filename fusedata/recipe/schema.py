@@ -30,8 +30,8 @@ class LocatedError(ValueError):
     """A cross-field check's error at a YAML path below the model that raised it.
 
     pydantic reports a model validator's errors at the model itself (the top of the
-    file for :class:`Recipe`); :func:`fusedata.recipe.load.parse_recipe` reads ``loc`` from the error's
-    context so the message names the offending key and its line.
+    file for :class:`Recipe`); :func:`fusedata.recipe.load.parse_recipe` reads ``loc``
+    from the error's context so the message names the offending key and its line.
     """
 
     def __init__(self, loc: tuple, message: str):
