@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fusedata.prompts import DropRow
 from fusedata.recipe import PromptSource
+from fusedata.sources import DropRow
 from fusedata.sources.code import leetcode
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,13 +8,16 @@ they go to the source's ``dropped`` table with a reason, and the counts are
 logged.
 
 Loaders for specific dataset families (UltraFeedback, OpenMathInstruct-2,
-leetcode, ...; :mod:`fusedata.sources`) register in :data:`LOADERS`; the
-``generic`` one only applies the field map.  After the loader, the recipe's
-``filters`` (code/math exclusion, language, has-tests, normalised + MinHash
-dedup, n-gram decontamination; :mod:`fusedata.sources.filters`) run in order,
-and every removed row is recorded in ``dropped`` with the filter's reason.
-``limit`` is a target count of *kept* prompts; with ``seed`` the rows are
-visited in a seeded random order (streamed and shuffled for Hub datasets).
+leetcode, ...; :mod:`fusedata.sources`) register in
+:data:`fusedata.sources.base.LOADERS`; the ``generic`` one only applies the field
+map.  After the loader, the recipe's ``filters`` (code/math exclusion, language,
+has-tests, normalised + MinHash dedup, n-gram decontamination;
+:mod:`fusedata.sources.filters`) run in order, and every removed row is recorded
+in ``dropped`` with the filter's reason.  A ``dedup`` filter also removes rows
+that repeat a prompt kept by an *earlier* source of the recipe (the seed's sets
+overlap; see :func:`load_prompts`).  ``limit`` is a target count of *kept*
+prompts; with ``seed`` the rows are visited in a seeded random order (streamed
+and shuffled for Hub datasets).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +35,14 @@ import polars as pl
 from .engine import Dataset, Engine, ReduceStage
 from .recipe import PromptSource
 from .records import PROMPT_SCHEMA, prompt_id
+from .sources import LOADERS, DropRow
+from .sources.filters import Dedup, build_filters
 
 log = logging.getLogger("fusedata")
 
-ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                "model": "assistant", "bot": "assistant", "system": "system"}
-
-DROP_SCHEMA = {"source": pl.String, "row_index": pl.Int64, "reason": pl.String}
-
-
-class DropRow(Exception):
-    """Raised by a loader for a row that cannot become a prompt; the message is the reason."""
+#: the ``dropped`` table of the prompts stage: one row per source row that did not become a
+#: prompt (not :data:`fusedata.select.DROP_SCHEMA`, selection's per-prompt drops)
+PROMPT_DROP_SCHEMA = {"source": pl.String, "row_index": pl.Int64, "reason": pl.String}
 
 
 # --------------------------------------------------------------------------- reading rows
@@ -86,20 +86,6 @@ def _is_local(src: PromptSource, base: Path) -> bool:
     return src.format != "hf" and (base / src.path).exists()
 
 
-def read_rows(src: PromptSource, base: Path) -> Iterator[dict[str, Any]]:
-    """Yield raw rows of a source; Hub datasets are streamed (never fully downloaded first)."""
-    if _is_local(src, base):
-        yield from _read_local(base / src.path, src.format)
-        return
-    if src.format in ("jsonl", "json", "parquet"):
-        raise FileNotFoundError(f"prompts[{src.name}].path: {src.path}: no such file")
-    import datasets  # lazy: only Hub sources need it
-
-    ds = datasets.load_dataset(src.path, src.subset, split=src.split, revision=src.revision,
-                               streaming=True)
-    yield from ds
-
-
 def content_fingerprint(src: PromptSource, base: Path) -> str:
     """What identifies the source's content: file bytes for local data, id+revision for the Hub.
 
@@ -115,74 +101,6 @@ def content_fingerprint(src: PromptSource, base: Path) -> str:
                     h.update(chunk)
         return h.hexdigest()
     return f"hf:{src.path}:{src.subset}:{src.split}:{src.revision}"
-
-
-# --------------------------------------------------------------------------- mapping rows
-
-
-def _norm_messages(raw: Any) -> list[dict[str, str]]:
-    if isinstance(raw, str):
-        raw = json.loads(raw)
-    if not isinstance(raw, list) or not raw:
-        raise DropRow("messages_not_a_list")
-    out = []
-    for m in raw:
-        if not isinstance(m, dict):
-            raise DropRow("message_not_a_mapping")
-        role = m.get("role", m.get("from"))
-        content = m.get("content", m.get("value"))
-        role = ROLE_ALIASES.get(str(role).lower()) if role is not None else None
-        if role is None or not isinstance(content, str):
-            raise DropRow("message_without_role_or_content")
-        out.append({"role": role, "content": content})
-    return out
-
-
-def generic_loader(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
-    """Map one raw row through ``src.fields``.  Raises :class:`DropRow` with a reason."""
-    f = src.fields
-    if f is None:
-        raise ValueError(f"prompts[{src.name}]: the generic loader needs 'fields'")
-    if f.messages is not None:
-        if f.messages not in row or row[f.messages] is None:
-            raise DropRow(f"missing_field:{f.messages}")
-        messages = _norm_messages(row[f.messages])
-        # We generate the next assistant turn: a trailing assistant turn is the
-        # dataset's own answer, not part of the prompt.
-        while messages and messages[-1]["role"] == "assistant":
-            messages.pop()
-    else:
-        text = row.get(f.prompt)
-        if text is None:
-            raise DropRow(f"missing_field:{f.prompt}")
-        if not isinstance(text, str):
-            raise DropRow(f"not_text:{f.prompt}")
-        messages = [{"role": "user", "content": text}]
-        if f.system and row.get(f.system):
-            messages.insert(0, {"role": "system", "content": str(row[f.system])})
-    if not messages or messages[-1]["role"] != "user":
-        raise DropRow("no_final_user_turn")
-    if not messages[-1]["content"].strip():
-        raise DropRow("empty_prompt")
-
-    def opt(name: str | None) -> str | None:
-        if name is None:
-            return None
-        v = row.get(name)
-        if v is None:
-            return None
-        return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-
-    out = {"messages": messages, "gold": opt(f.gold), "tests": opt(f.tests),
-           "existing_response": opt(f.response)}
-    if f.gold and out["gold"] is None:
-        raise DropRow(f"missing_field:{f.gold}")
-    return out
-
-
-Loader = Callable[[dict[str, Any], PromptSource], dict[str, Any]]
-#: dataset-family loaders by name (recipe ``prompts[i].loader``)
-LOADERS: dict[str, Loader] = {"generic": generic_loader}
 
 
 # --------------------------------------------------------------------------- the stage
@@ -242,14 +160,20 @@ class PromptsStage(ReduceStage):
         yield from enumerate(ds)
 
     def reduce(self, inputs: dict[str, Dataset]) -> dict[str, pl.DataFrame]:
-        from .sources.filters import build_filters
+        """Load, map and filter the source.
 
+        ``inputs``: the ``prompts`` tables of the sources before this one in the
+        recipe (keys ``"<index>:<name>"``, see :func:`load_prompts`); the source's
+        ``dedup`` filters remember them first, so a row repeating an earlier source's
+        prompt is dropped here, before it counts towards ``limit``.
+        """
         src = self.src
         if src.loader not in LOADERS:
             raise ValueError(f"prompts[{src.name}].loader: unknown loader {src.loader!r}; "
                              f"known: {', '.join(sorted(LOADERS))}")
         loader = LOADERS[src.loader]
         filters = build_filters(src.filters, self.base)
+        self._remember_earlier_sources(inputs, [f for _, f in filters if isinstance(f, Dedup)])
         kept: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -288,8 +212,19 @@ class PromptsStage(ReduceStage):
                         src.name, len(kept), src.limit)
         df = pl.DataFrame(kept, schema=PROMPT_SCHEMA) if kept else pl.DataFrame(
             schema=PROMPT_SCHEMA)
-        drops = pl.DataFrame(dropped, schema=DROP_SCHEMA)
+        drops = pl.DataFrame(dropped, schema=PROMPT_DROP_SCHEMA)
         return {"prompts": df.sort("row_index"), "dropped": drops.sort("row_index")}
+
+    @staticmethod
+    def _remember_earlier_sources(inputs: dict[str, Dataset], dedups: list[Dedup]) -> None:
+        if not dedups:
+            return
+        for key in sorted(inputs, key=lambda k: int(k.split(":", 1)[0])):
+            table = inputs[key].read()
+            for name, messages in zip(table["source"], table["messages"], strict=True):
+                rec = {"messages": messages}
+                for d in dedups:
+                    d.remember(rec, name)
 
     def summarize_tables(self, tables: dict[str, pl.DataFrame]) -> str:
         """Per-source coverage, printed with the stage's log line: rows read, kept, and
@@ -306,11 +241,21 @@ def load_prompts(engine: Engine, sources: list[PromptSource], base: Path
                  ) -> dict[str, Dataset]:
     """Run the prompts stage for every source; returns source name -> prompts dataset.
 
-    Prompts duplicated *across* sources keep their first occurrence (recipe order).
+    Duplicates *across* sources keep their first occurrence in recipe order, at two
+    levels.  A source with a ``dedup`` filter receives the kept prompts of every source
+    before it as inputs and drops rows that repeat one of them, exactly after
+    normalisation or as a MinHash near duplicate with that filter's settings
+    (reasons ``duplicate_normalized:<earlier source>``, ``near_duplicate:<earlier
+    source>`` in its ``dropped`` table), so its ``limit`` counts only new prompts.
+    Its cache key then includes the earlier sources' outputs.  Any identical prompt
+    left (sources without a ``dedup`` filter) is removed by :class:`MergePrompts`.
     """
     out: dict[str, Dataset] = {}
     for src in sources:
-        tables = engine.reduce(PromptsStage(src, base), {}, label=src.name)
+        has_dedup = any(f.type == "dedup" for f in src.filters)
+        earlier = {f"{i}:{name}": ds for i, (name, ds) in enumerate(out.items())} \
+            if has_dedup else {}
+        tables = engine.reduce(PromptsStage(src, base), earlier, label=src.name)
         out[src.name] = tables["prompts"]
     return out
 
@@ -331,7 +276,7 @@ class MergePrompts(ReduceStage):
             pl.col("_i") == pl.col("_i").min().over("prompt_id"))
         dup = allp.with_row_index("_i").join(first.select("_i"), on="_i", how="anti")
         dropped = dup.select("source", "row_index", reason=pl.lit("duplicate_across_sources"))
-        return {"prompts": first.drop("_i"), "dropped": dropped.cast(DROP_SCHEMA)}
+        return {"prompts": first.drop("_i"), "dropped": dropped.cast(PROMPT_DROP_SCHEMA)}
 
     def summarize_tables(self, tables: dict[str, pl.DataFrame]) -> str:
         n = tables["dropped"].height
@@ -342,7 +287,3 @@ def merge_prompts(engine: Engine, per_source: dict[str, Dataset]) -> Dataset:
     inputs = {f"{i}:{name}": ds for i, (name, ds) in enumerate(per_source.items())}
     return engine.reduce(MergePrompts(), inputs)["prompts"]
 
-
-# Dataset-family loaders register themselves in LOADERS on import (kept last: they
-# import DropRow and LOADERS from this module).
-from . import sources as _sources  # noqa: E402, F401

@@ -33,7 +33,7 @@ def demo_recipe_dict(models: dict[str, Path], out: Path, **over) -> dict:
         "output_dir": str(out),
         "prompts": [
             {"name": "inst", "path": str(data / "demo_instructions.jsonl"),
-             "fields": {"id": "id", "prompt": "instruction"}, "category": "instruction"},
+             "fields": {"prompt": "instruction"}, "category": "instruction"},
             {"name": "chat", "path": str(data / "demo_chat.jsonl"),
              "fields": {"messages": "messages"}, "category": "instruction"},
         ],

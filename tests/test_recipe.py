@@ -117,3 +117,40 @@ def test_shipped_recipes_validate():
     root = Path(__file__).resolve().parents[1] / "recipes"
     for f in sorted(root.glob("*.yaml")):
         load_recipe(f)
+
+
+def test_removed_dead_keys_are_unknown_with_their_line():
+    # FieldMap.id and ModelSpec.options were accepted and never read (issue 18): a recipe
+    # setting them now hears so, at the key's line, instead of believing they do something
+    ok = BASE.replace("      top_p: 1.5\n", "")
+    msg = errors(ok.replace("fields: {prompt: text}", "fields: {prompt: text, id: uid}"))
+    assert msg == ("r.yaml:5: prompts[0].fields.id: unknown key (check the spelling; "
+                   "see `fusedata validate --help`)")
+    msg = errors(ok.replace("    path: m/b\n", "    path: m/b\n    options: {x: 1}\n"))
+    assert msg.startswith("r.yaml:12: models[1].options: unknown key")
+
+
+def test_public_names_stay_importable_from_fusedata_recipe():
+    """The split into schema + YAML loader keeps ``from fusedata.recipe import X`` working
+    for every public name either part defines."""
+    import ast
+    import inspect
+
+    import fusedata.recipe as recipe
+    from fusedata.recipe import load, schema
+
+    for mod in (schema, load):
+        public = set()
+        for node in ast.parse(inspect.getsource(mod)).body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef):
+                public.add(node.name)
+            elif isinstance(node, ast.AnnAssign | ast.Assign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                public.update(t.id for t in targets if isinstance(t, ast.Name))
+        public = {n for n in public if not n.startswith("_")}
+        missing = sorted(public - set(recipe.__all__))
+        assert not missing, f"{mod.__name__} names not re-exported: {missing}"
+        for n in public:
+            assert getattr(recipe, n) is getattr(mod, n)
+    assert {"load_recipe", "parse_recipe", "RecipeError", "Recipe", "Executor"} <= set(
+        recipe.__all__)

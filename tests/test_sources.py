@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from fusedata.prompts import LOADERS, PromptsStage
+from fusedata.prompts import PromptsStage
 from fusedata.recipe import PromptSource, RecipeError, parse_recipe
+from fusedata.sources import LOADERS
 
 from .conftest import ROOT
 
@@ -291,3 +292,97 @@ def test_fusechat3_recipe_validates_and_dry_run_plans_offline(monkeypatch):
     assert f"estimated math checks: {58_546 * 6:,}" in out
     assert "qwen2.5-72b-instruct [source, vllm] Qwen/Qwen2.5-72B-Instruct: temp 0.7 top_p 0.8 " \
            "rep 1.05" in out
+
+
+# --------------------------------------------------------------------------- across sources
+
+
+_LONG = ("Write a short story about a lighthouse keeper who finds a message in a bottle "
+         "and decides to sail across the northern sea to answer it before winter comes, "
+         "taking only his old dog, a lantern, some bread and the letter, and tell us what "
+         "he learns about the stranger who wrote it")
+
+
+def _jsonl(path: Path, texts: list[str]) -> None:
+    path.write_text("".join(json.dumps({"q": t}) + "\n" for t in texts), encoding="utf-8")
+
+
+def _sources(tmp_path: Path, b_filters: list, b_limit: int | None = None) -> list[PromptSource]:
+    _jsonl(tmp_path / "a.jsonl", [_LONG, "What is the capital of France?"])
+    _jsonl(tmp_path / "b.jsonl", [
+        "what is the CAPITAL of france", _LONG.replace("northern", "southern"),
+        "Name three prime numbers.", "Name three prime numbers!", "Explain photosynthesis."])
+    _jsonl(tmp_path / "c.jsonl", ["What is the capital of France?", "Define entropy."])
+    return [
+        PromptSource(name="a", path="a.jsonl", category="instruction", fields={"prompt": "q"},
+                     filters=[{"type": "dedup"}]),
+        PromptSource(name="b", path="b.jsonl", category="instruction", fields={"prompt": "q"},
+                     filters=b_filters, limit=b_limit),
+        PromptSource(name="c", path="c.jsonl", category="instruction", fields={"prompt": "q"}),
+    ]
+
+
+def test_dedup_filter_removes_earlier_sources_prompts(tmp_path):
+    from fusedata.engine import Engine
+    from fusedata.prompts import load_prompts, merge_prompts
+
+    eng = Engine(work=tmp_path / "work", progress=False)
+    per = load_prompts(eng, _sources(tmp_path, [{"type": "dedup"}]), tmp_path)
+    [b_folder] = [r.folder for tag, r in eng.results if tag == "prompts[b]"]
+    b_drops = pl.read_parquet(b_folder / "dropped.parquet")
+    # the earlier source's prompts win; within b, b's own first row wins
+    assert drops(b_drops) == {0: "duplicate_normalized:a", 1: "near_duplicate:a",
+                              3: "duplicate_normalized"}
+    assert last_user(per["b"].read()) == ["Name three prime numbers.", "Explain photosynthesis."]
+    # c has no dedup filter: its exact repeat of a's prompt is left to the merge
+    assert per["c"].read().height == 2
+    merged = merge_prompts(eng, per).read()
+    assert merged["source"].to_list() == ["a", "a", "b", "b", "c"]
+    assert last_user(merged)[-1] == "Define entropy."
+
+
+def test_cross_source_dedup_runs_before_limit_and_follows_earlier_sources(tmp_path):
+    from fusedata.engine import Engine
+    from fusedata.prompts import load_prompts
+
+    srcs = _sources(tmp_path, [{"type": "dedup"}], b_limit=2)
+    eng = Engine(work=tmp_path / "work", progress=False)
+    per = load_prompts(eng, srcs, tmp_path)
+    # two *new* prompts, not the first two rows (which repeat source a)
+    assert last_user(per["b"].read()) == ["Name three prime numbers.", "Explain photosynthesis."]
+    # b's result depends on a's: a new a reruns b (from a fresh engine: no in-memory state)
+    _jsonl(tmp_path / "a.jsonl", ["Something else entirely."])
+    eng2 = Engine(work=tmp_path / "work", progress=False)
+    per = load_prompts(eng2, srcs, tmp_path)
+    assert [(tag, r.cached) for tag, r in eng2.results] == [
+        ("prompts[a]", False), ("prompts[b]", False), ("prompts[c]", True)]
+    assert last_user(per["b"].read())[:2] == ["what is the CAPITAL of france",
+                                               _LONG.replace("northern", "southern")]
+
+
+def test_sources_without_dedup_filter_do_not_depend_on_earlier_sources(tmp_path):
+    from fusedata.engine import Engine
+    from fusedata.prompts import load_prompts
+
+    srcs = _sources(tmp_path, [])
+    eng = Engine(work=tmp_path / "work", progress=False)
+    per = load_prompts(eng, srcs, tmp_path)
+    assert per["b"].read().height == 5
+    _jsonl(tmp_path / "a.jsonl", ["Something else entirely."])
+    eng2 = Engine(work=tmp_path / "work", progress=False)
+    load_prompts(eng2, srcs, tmp_path)
+    assert [r.cached for _, r in eng2.results] == [False, True, True]
+
+
+def test_sources_package_imports_neither_recipe_nor_prompts():
+    """The loader registry is the bottom layer: the recipe imports it, never the reverse."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fusedata.sources; "
+            "print(sorted(m for m in sys.modules if m.startswith('fusedata')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    loaded = eval(out)  # noqa: S307 - a list literal printed by the child above
+    assert "fusedata.sources.base" in loaded
+    assert not [m for m in loaded if m.startswith(("fusedata.recipe", "fusedata.prompts"))]

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from fusedata.prompts import DropRow, PromptsStage
+from fusedata.prompts import PromptsStage
 from fusedata.recipe import PromptSource
+from fusedata.sources import DropRow
 from fusedata.sources.code import leetcode, parse_inputs, parse_value, self_oss_instruct
 from sandbox import _compare, _leetcode, validate_job
 

@@ -35,8 +35,7 @@ import json
 import re
 from typing import Any
 
-from ..prompts import LOADERS, DropRow
-from ..recipe import PromptSource
+from .base import LOADERS, DropRow, SourceSpec
 
 _FENCED = re.compile(r"```[ \t]*([\w+#-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
@@ -108,7 +107,7 @@ def extract_oss_tests(instruction: str, response: str) -> tuple[dict[str, Any], 
     return {"test": test, "entry_point": entry}, "\n\n".join(b.strip("\n") for b in ref_blocks)
 
 
-def self_oss_instruct(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
+def self_oss_instruct(row: dict[str, Any], src: SourceSpec) -> dict[str, Any]:
     """bigcode/self-oss-instruct-sc2-exec-filter-50k: ``instruction`` (the prompt, possibly
     ending with the assertions), ``response`` (reasoning / implementation / explanation /
     tests joined by blank lines, some parts removed), plus ``fingerprint``, ``sha1``,
@@ -459,7 +458,7 @@ def extract_leetcode(content: str, python: str, slug: str) -> dict[str, Any]:
             "kind": kind}
 
 
-def leetcode(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
+def leetcode(row: dict[str, Any], src: SourceSpec) -> dict[str, Any]:
     """greengerong/leetcode: ``id``, ``slug``, ``title``, ``difficulty``, ``content``
     (markdown statement with ``**Input:** .. / **Output:** ..`` examples), and reference
     solutions ``python``, ``java``, ``c++``, ``javascript`` (fenced code + explanation).

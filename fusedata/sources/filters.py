@@ -198,23 +198,44 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 class Dedup:
+    """Exact (normalised) and MinHash near-duplicate removal; see :class:`DedupFilter`.
+
+    Within a source the first row in processing order wins.  Across sources, the
+    ``prompts`` stage calls :meth:`remember` with every prompt kept by the sources
+    before this one in the recipe, so a row that repeats one of those is dropped as
+    ``duplicate_normalized:<that source>`` / ``near_duplicate:<that source>``: the
+    seed's instruction sets share prompts (UltraFeedback and HelpSteer2 draw on the
+    same pools), and the earlier source in the recipe keeps them.
+    """
+
     def __init__(self, spec: DedupFilter):
         self.normalize = spec.normalize
         self.threshold = spec.near_threshold
-        self.seen: set[bytes] = set()
+        #: normalised-text key -> the earlier source it came from (None: this source)
+        self.seen: dict[bytes, str | None] = {}
         if self.threshold is not None:
             self.mh = MinHasher(spec.num_perm, spec.shingle)
             self.bands, self.rows = lsh_params(self.threshold, spec.num_perm)
             self.buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self.bands)]
             self.sigs: list[np.ndarray] = []
+            self.origins: list[str | None] = []
+
+    def remember(self, rec: dict[str, Any], origin: str) -> None:
+        """Register a prompt another source kept, without judging it."""
+        self._find(user_text(rec), origin)
 
     def check(self, rec: dict[str, Any]) -> str | None:
-        text = user_text(rec)
+        return self._find(user_text(rec), None)
+
+    def _find(self, text: str, origin: str | None) -> str | None:
+        def reason(kind: str, match: str | None) -> str:
+            return kind if match is None else f"{kind}:{match}"
+
         if self.normalize:
             key = hashlib.blake2b(normalize(text).encode(), digest_size=16).digest()
             if key in self.seen:
-                return "duplicate_normalized"
-            self.seen.add(key)
+                return reason("duplicate_normalized", self.seen[key])
+            self.seen[key] = origin
         if self.threshold is None:
             return None
         sig = self.mh.signature(text)
@@ -224,9 +245,10 @@ class Dedup:
             cands.update(band.get(k, ()))
         for c in sorted(cands):
             if float(np.mean(self.sigs[c] == sig)) >= self.threshold:
-                return "near_duplicate"
+                return reason("near_duplicate", self.origins[c])
         idx = len(self.sigs)
         self.sigs.append(sig)
+        self.origins.append(origin)
         for band, k in zip(self.buckets, keys, strict=True):
             band.setdefault(k, []).append(idx)
         return None

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..prompts import LOADERS, DropRow, _norm_messages
-from ..recipe import PromptSource
+from .base import LOADERS, DropRow, SourceSpec, norm_messages
 from .classify import MAGPIE_DOMAINS
 
 
@@ -30,7 +29,7 @@ def _record(messages: list[dict[str, str]], **meta: Any) -> dict[str, Any]:
             "meta": {k: v for k, v in meta.items() if v is not None}}
 
 
-def ultrafeedback(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
+def ultrafeedback(row: dict[str, Any], src: SourceSpec) -> dict[str, Any]:
     """openbmb/UltraFeedback: ``source``, ``instruction``, ``models``, ``completions``
     (list of {model, response, annotations, ...}), ``correct_answers``, ``incorrect_answers``.
     Single-turn: the prompt is ``instruction``; the completions are not kept (we resample).
@@ -39,7 +38,7 @@ def ultrafeedback(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
                    subset=row.get("source"))
 
 
-def magpie(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
+def magpie(row: dict[str, Any], src: SourceSpec) -> dict[str, Any]:
     """Magpie-Align sets.
 
     * Magpie-Pro-DPO-100K-v0.1: ``instruction``, ``task_category``, ``chosen`` /
@@ -55,7 +54,7 @@ def magpie(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
     """
     conv = row.get("conversations")
     if conv:
-        messages = _norm_messages(conv)
+        messages = norm_messages(conv)
         while messages and messages[-1]["role"] == "assistant":
             messages.pop()
     else:
@@ -68,7 +67,7 @@ def magpie(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
 _HS2_TURN = re.compile(r"\n?<extra_id_1>(User|Assistant)\n")
 
 
-def helpsteer2(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
+def helpsteer2(row: dict[str, Any], src: SourceSpec) -> dict[str, Any]:
     """nvidia/HelpSteer2: ``prompt``, ``response`` and five 0-4 attribute scores.
 
     Every prompt appears twice (two rated responses): exact dedup keeps one.
@@ -88,7 +87,7 @@ def helpsteer2(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
     return _record(messages)
 
 
-def alpaca(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
+def alpaca(row: dict[str, Any], src: SourceSpec) -> dict[str, Any]:
     """Alpaca format (llamafactory/alpaca_gpt4_zh): ``instruction``, ``input`` (often
     empty), ``output``.  The prompt is the instruction, followed by the input when present.
     """

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..prompts import LOADERS, DropRow
-from ..recipe import PromptSource
+from .base import LOADERS, DropRow, SourceSpec
 
 
-def openmathinstruct2(row: dict[str, Any], src: PromptSource) -> dict[str, Any]:
+def openmathinstruct2(row: dict[str, Any], src: SourceSpec) -> dict[str, Any]:
     """nvidia/OpenMathInstruct-2: ``problem``, ``generated_solution`` (Llama-3.1-405B-Instruct),
     ``expected_answer``, ``problem_source`` (``augmented_math``, ``math``, ``gsm8k``, ...).
 

@@ -1,14 +1,15 @@
-"""The recipe: one YAML file that says everything a build needs.
+"""The recipe schema: the validated pydantic models a build runs from.
 
 The schema is strict (unknown keys are errors) because a typo such as
 ``temprature: 0.7`` silently falling back to a default would waste thousands
-of GPU hours.  Errors name the YAML path *and* the line, e.g.::
+of GPU hours.  Reading the YAML file, with the line of every key for error
+messages, is :mod:`fusedata.recipe.load`; this module knows nothing of YAML.
 
-    recipes/demo.yaml:14: models[2].sampling.top_p: must be <= 1
-
-Stages never read the raw YAML: they receive the validated pydantic objects
-below, and their cache keys are computed from ``model_dump()`` of the part of
-the recipe that affects them (see :mod:`fusedata.engine`).
+Stages never read the raw YAML: they receive the validated objects below, and
+their cache keys are computed from ``model_dump()`` of the part of the recipe
+that affects them (see :mod:`fusedata.engine`).  Sections, in file order:
+prompts (sources and filters), models (and their backends), reward model and
+verifiers, selection, executor (``class Executor``), card, and :class:`Recipe`.
 """
 
 from __future__ import annotations
@@ -17,23 +18,20 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..sources import LOADERS
 
 Category = Literal["instruction", "math", "code", "chinese"]
 CATEGORIES: tuple[str, ...] = ("instruction", "math", "code", "chinese")
-
-
-class RecipeError(ValueError):
-    """A recipe could not be loaded; the message lists every problem with its line."""
 
 
 class LocatedError(ValueError):
     """A cross-field check's error at a YAML path below the model that raised it.
 
     pydantic reports a model validator's errors at the model itself (the top of the
-    file for :class:`Recipe`); :func:`parse_recipe` reads ``loc`` from the error's
-    context so the message names the offending key and its line.
+    file for :class:`Recipe`); :func:`fusedata.recipe.load.parse_recipe` reads ``loc``
+    from the error's context so the message names the offending key and its line.
     """
 
     def __init__(self, loc: tuple, message: str):
@@ -56,7 +54,6 @@ class FieldMap(_Strict):
     must be given.
     """
 
-    id: str | None = None
     prompt: str | None = None
     system: str | None = None
     messages: str | None = None
@@ -115,6 +112,11 @@ class DedupFilter(_Strict):
     estimated Jaccard similarity of ``shingle``-token shingles (MinHash with
     ``num_perm`` permutations + LSH) is >= the threshold.  The first prompt in
     processing order wins.  Drop reasons: ``duplicate_normalized``, ``near_duplicate``.
+    Across sources: the filter also compares each row with the prompts kept by every
+    source listed *before* this one in the recipe, with the same settings, and drops a
+    repeat as ``duplicate_normalized:<that source>`` / ``near_duplicate:<that source>``
+    before it counts towards ``limit`` (the earlier source keeps the prompt; a source
+    without a dedup filter only loses exact repeats, at the merge).
     Prompts are short, so shingles are 3 tokens by default (a CJK character is a
     token): one changed word in a 20-word prompt gives Jaccard ~0.7, so 0.8 only
     catches small edits of long prompts; lower the threshold for more aggressive
@@ -196,8 +198,6 @@ class PromptSource(_Strict):
 
     @model_validator(mode="after")
     def _loader_known(self) -> PromptSource:
-        from .prompts import LOADERS  # lazy: prompts imports this module
-
         if self.loader not in LOADERS:
             raise ValueError(f"unknown loader {self.loader!r}; known: {', '.join(sorted(LOADERS))}")
         if self.loader == "generic" and self.fields is None:
@@ -297,9 +297,6 @@ class ModelSpec(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
     batch_size: Annotated[int, Field(gt=0)] = 16
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="backend-specific settings (see each backend)"
-    )
     transformers: TransformersOptions | None = None
     vllm: VLLMOptions | None = None
     http: HTTPOptions | None = None
@@ -612,110 +609,3 @@ class Recipe(_Strict):
         if self.work_dir:
             return (base / self.work_dir).resolve()
         return self.out_path(base) / ".work"
-
-
-# --------------------------------------------------------------------------- loading
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key and sequence item."""
-
-
-def _compose_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
-    loader = _LineLoader(text)
-    try:
-        node = loader.get_single_node()
-        lines: dict[tuple, int] = {}
-
-        def walk(n: yaml.Node, path: tuple) -> None:
-            lines[path] = n.start_mark.line + 1
-            if isinstance(n, yaml.MappingNode):
-                for k, v in n.value:
-                    key = path + (k.value,)
-                    walk(v, key)
-                    lines[key] = k.start_mark.line + 1
-            elif isinstance(n, yaml.SequenceNode):
-                for i, v in enumerate(n.value):
-                    walk(v, path + (i,))
-
-        if node is not None:
-            walk(node, ())
-        data = loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
-    return data, lines
-
-
-def _fmt_loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _fmt_msg(err: dict) -> str:
-    ctx = err.get("ctx") or {}
-    t = err["type"]
-    if t == "less_than_equal":
-        return f"must be <= {ctx.get('le')}"
-    if t == "less_than":
-        return f"must be < {ctx.get('lt')}"
-    if t == "greater_than_equal":
-        return f"must be >= {ctx.get('ge')}"
-    if t == "greater_than":
-        return f"must be > {ctx.get('gt')}"
-    if t == "extra_forbidden":
-        return "unknown key (check the spelling; see `fusedata validate --help`)"
-    if t == "missing":
-        return "required field is missing"
-    if t == "literal_error":
-        return f"must be one of {ctx.get('expected')}"
-    msg = err["msg"]
-    return msg.removeprefix("Value error, ")
-
-
-def _loc_for_yaml(loc: tuple) -> tuple:
-    # pydantic inserts tagged-union / function names into loc; keep only real path parts
-    return tuple(p for p in loc if isinstance(p, int) or not str(p).startswith("function-"))
-
-
-def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
-    """Parse and validate recipe YAML text.
-
-    Raises :class:`RecipeError` listing *every* problem as
-    ``SOURCE:LINE: path.to[field]: message`` so users fix them in one go.
-    """
-    try:
-        data, lines = _compose_with_lines(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise RecipeError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{source}:1: a recipe must be a YAML mapping (key: value)")
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = _loc_for_yaml(err["loc"])
-            cause = (err.get("ctx") or {}).get("error")
-            if isinstance(cause, LocatedError):
-                loc = loc + cause.loc
-            line = None
-            for k in range(len(loc), -1, -1):
-                if loc[:k] in lines:
-                    line = lines[loc[:k]]
-                    break
-            problems.append(f"{source}:{line or 1}: {_fmt_loc(loc)}: {_fmt_msg(err)}")
-        raise RecipeError("\n".join(problems)) from None
-
-
-def load_recipe(path: str | Path) -> Recipe:
-    p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"{p}: no such recipe file")
-    return parse_recipe(p.read_text(encoding="utf-8"), source=str(p))
