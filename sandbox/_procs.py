@@ -37,7 +37,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily: sandbox workers load this module and need no more
+    from multiprocessing.connection import Connection
 
 __all__ = ["ForkServer", "Proc", "stop_all"]
 
@@ -142,6 +145,8 @@ class ForkServer:
         """Fork one warm worker (``RLIMIT_AS`` of ``mem_mib`` MiB, 0 = none).
 
         Failure mode: ``RuntimeError`` when the server has died."""
+        from multiprocessing.connection import Connection
+
         try:
             self._ctrl.sendall(b"S" + mem_mib.to_bytes(4, "big"))
             msg, fds, _flags, _addr = socket.recv_fds(self._ctrl, 8, 2)
