@@ -29,6 +29,7 @@ Linux >= 5.3 only (``pidfd_open``), like the sandbox itself.
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import signal
@@ -85,7 +86,9 @@ class Proc:
         Works for processes that are not our children (a fork server's workers)."""
         if self.fd < 0:
             return True
-        return bool(select.select([self.fd], [], [], max(0.0, timeout))[0])
+        poller = select.poll()  # not select.select: pidfds may be numbered above 1024
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
 
     def close(self) -> None:
         """Release the pidfd (idempotent)."""
