@@ -247,8 +247,9 @@ class _Worker:
     def _read(self, timeout: float) -> Any | None:
         assert self.proc and self.proc.stdout
         fd = self.proc.stdout.fileno()
-        r, _, _ = select.select([fd], [], [], timeout)
-        if not r:
+        poller = select.poll()  # not select.select: the runner may hold > 1024 fds
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(max(0, int(timeout * 1000))):
             return None
         try:
             return _worker.read_frame(fd)
