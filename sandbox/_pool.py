@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sandbox import _compare, _leetcode, _worker
+from sandbox._procs import Proc
 from sandbox._split import split_job
 
 VERDICTS = ("passed", "failed", "timeout", "memory", "syntax_error", "static_error",
@@ -203,6 +204,7 @@ class _Worker:
             [sys.executable, "-I", "-c", _BOOT, _PKG_PARENT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
             cwd="/")
+        self.handle = Proc.open(self.proc.pid)  # not reaped before kill(): safe to open
         try:
             _worker.write_frame(self.proc.stdin.fileno(), cfg)  # type: ignore[union-attr]
             hello = self._read(60.0)
@@ -245,8 +247,9 @@ class _Worker:
     def _read(self, timeout: float) -> Any | None:
         assert self.proc and self.proc.stdout
         fd = self.proc.stdout.fileno()
-        r, _, _ = select.select([fd], [], [], timeout)
-        if not r:
+        poller = select.poll()  # not select.select: the runner may hold > 1024 fds
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(max(0, int(timeout * 1000))):
             return None
         try:
             return _worker.read_frame(fd)
@@ -271,10 +274,12 @@ class _Worker:
         return verdict
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+        """SIGKILL the worker through its pidfd (never a reused pid), reap it and remove its
+        cgroup and scratch folder."""
         if self.proc:
+            self.handle.kill()
             self.proc.wait()
+            self.handle.close()
             for f in (self.proc.stdin, self.proc.stdout):
                 if f:
                     f.close()

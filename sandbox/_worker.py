@@ -43,6 +43,7 @@ from sandbox import _compare as _cmp  # issue 14: comparison modes
 from sandbox import _harness
 from sandbox import _linux as L
 from sandbox._plain import decode, to_plain
+from sandbox._procs import Proc
 
 PRELOAD = (
     "collections", "heapq", "itertools", "functools", "math", "cmath", "re", "bisect",
@@ -267,38 +268,37 @@ def _reap_pid(pid: int) -> tuple[int, float]:
     return status, ru.ru_utime + ru.ru_stime
 
 
-def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> dict[str, Any]:
-    """Fork one job, supervise it (wall clock, output caps), and turn its report into a
-    verdict.  Never trusts anything from the job that lacks this job's nonce."""
-    nonce = secrets.token_hex(16)
-    timeout = float(job.get("timeout_s", cfg["timeout_s"]))
+def _prepare(job: dict[str, Any]) -> dict[str, Any]:
+    """Static preparation of the job (parse, undefined names) in the worker, before forking."""
     try:
-        prep = _harness.prepare(job)
+        return _harness.prepare(job)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         # The static check normally turns these into syntax_error; anything left is the
         # compiler refusing pathological input.
-        prep = {"final": {"kind": "syntax_error", "detail": f"{type(e).__name__}: {e}"}}
+        return {"final": {"kind": "syntax_error", "detail": f"{type(e).__name__}: {e}"}}
+
+
+def _open_pipes() -> list[tuple[int, int]]:
+    """stdout, stderr and report pipes of one job, enlarged so writers rarely block."""
     pipes = [os.pipe() for _ in range(3)]
     for r, _w in pipes:
         try:
             fcntl.fcntl(r, F_SETPIPE_SZ, 1 << 20)
         except OSError:
             pass
-    # Without isolation jobs get a folder under the runner's per-worker scratch folder,
-    # which the runner removes even if this worker is killed mid-job.
-    workdir = None if cfg["isolation"] else tempfile.mkdtemp(prefix="job-", dir=cfg["scratch"])
-    # A uid per job (within this worker's range): nothing a job leaves in per-uid kernel
-    # state can be found by the next one.
-    _JOBS[0] += 1
-    uid = cfg["uid"] + _JOBS[0] % UIDS_PER_WORKER
+    return pipes
+
+
+def _fork_job(job: dict[str, Any], prep: dict[str, Any], cfg: dict[str, Any], nonce: str,
+              pipes: list[tuple[int, int]], workdir: str | None, uid: int,
+              pidns_fd: int | None) -> Proc:
+    """Fork the job process (PID 1 of a new PID namespace with isolation) and return a pidfd
+    handle for it, opened before anything can reap it."""
     # Freeze the worker's objects out of the cyclic GC so collections in the child do not
     # touch (and copy-on-write) the whole inherited heap.
     gc.freeze()
-    _set_cgroup_limit(job, cfg)
-    oom_before = _oom_kills()
     if cfg["isolation"]:
         L.unshare(L.CLONE_NEWPID)
-    t0 = time.monotonic()
     try:
         try:
             pid = os.fork()
@@ -320,19 +320,24 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
             L.setns(pidns_fd, L.CLONE_NEWPID)
     for _r, w in pipes:
         os.close(w)
+    return Proc.open(pid)
+
+
+def _supervise(proc: Proc, pipes: list[tuple[int, int]], deadline: float,
+               cfg: dict[str, Any]) -> tuple[bool, list[bytearray], list[int]]:
+    """Read the job's pipes (keeping at most the caps) until it has exited and they are
+    closed; SIGKILL it at ``deadline``.  Returns (timed out, kept bytes, total bytes)."""
     # reports: one record is at most MAX_RECORD; a test with many assertions writes many
     caps = [cfg["output_cap"], cfg["output_cap"], 4 * _harness.MAX_RECORD]
     bufs = [bytearray(), bytearray(), bytearray()]
     totals = [0, 0, 0]
-    pidfd = os.pidfd_open(pid)
     poller = select.poll()
     fd_index = {}
     for i, (r, _w) in enumerate(pipes):
         os.set_blocking(r, False)
         poller.register(r, select.POLLIN)
         fd_index[r] = i
-    poller.register(pidfd, select.POLLIN)
-    deadline = t0 + timeout
+    poller.register(proc.fd, select.POLLIN)
     timed_out = exited = False
     open_fds = set(fd_index)
 
@@ -357,26 +362,48 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
         remaining = deadline - time.monotonic()
         if remaining <= 0 and not timed_out and not exited:
             timed_out = True
-            _kill(pid, cfg)
+            _kill(proc, cfg)
         wait_ms = 50 if (timed_out or exited) else max(1, int(remaining * 1000) + 1)
         for fd, _ev in poller.poll(wait_ms):
-            if fd == pidfd:
+            if fd == proc.fd:
                 exited = True
-                poller.unregister(pidfd)
+                poller.unregister(proc.fd)
             else:
                 drain(fd)
         if exited and not cfg["isolation"]:
             # Without a PID namespace, descendants may keep the pipes open: take what is
             # buffered and stop.
-            _kill(pid, cfg)
+            _kill(proc, cfg)
             for fd in list(open_fds):
                 drain(fd)
             for fd in list(open_fds):
                 poller.unregister(fd)
                 open_fds.discard(fd)
+    return timed_out, bufs, totals
+
+
+def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> dict[str, Any]:
+    """Fork one job, supervise it (wall clock, output caps), and turn its report into a
+    verdict.  Never trusts anything from the job that lacks this job's nonce."""
+    nonce = secrets.token_hex(16)
+    timeout = float(job.get("timeout_s", cfg["timeout_s"]))
+    prep = _prepare(job)
+    pipes = _open_pipes()
+    # Without isolation jobs get a folder under the runner's per-worker scratch folder,
+    # which the runner removes even if this worker is killed mid-job.
+    workdir = None if cfg["isolation"] else tempfile.mkdtemp(prefix="job-", dir=cfg["scratch"])
+    # A uid per job (within this worker's range): nothing a job leaves in per-uid kernel
+    # state can be found by the next one.
+    _JOBS[0] += 1
+    uid = cfg["uid"] + _JOBS[0] % UIDS_PER_WORKER
+    _set_cgroup_limit(job, cfg)
+    oom_before = _oom_kills()
+    t0 = time.monotonic()
+    proc = _fork_job(job, prep, cfg, nonce, pipes, workdir, uid, pidns_fd)
+    timed_out, bufs, totals = _supervise(proc, pipes, t0 + timeout, cfg)
     elapsed = time.monotonic() - t0
-    status, cpu = _reap_pid(pid)
-    os.close(pidfd)
+    status, cpu = _reap_pid(proc.pid)
+    proc.close()
     for r, _w in pipes:
         os.close(r)
     if workdir:
@@ -388,14 +415,16 @@ def run_one(job: dict[str, Any], cfg: dict[str, Any], pidns_fd: int | None) -> d
     return v
 
 
-def _kill(pid: int, cfg: dict[str, Any]) -> None:
-    """SIGKILL the job; with isolation the job is PID 1 of its namespace, so the kernel
-    takes every descendant down with it."""
+def _kill(proc: Proc, cfg: dict[str, Any]) -> None:
+    """SIGKILL the job through its pidfd; with isolation the job is PID 1 of its namespace,
+    so the kernel takes every descendant down with it.  Without isolation its process group
+    is killed: the group id is the job's pid, which cannot be reused while the job is our
+    unreaped child (we reap only after the last kill)."""
+    if cfg["isolation"]:
+        proc.kill()
+        return
     try:
-        if cfg["isolation"]:
-            os.kill(pid, signal.SIGKILL)
-        else:
-            os.killpg(pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 

@@ -7,6 +7,7 @@ Hostile jobs run once, in parallel, in a module-scoped pool to keep the suite fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,9 +51,9 @@ class _Listener(socket.socket):
     accepted: list
 
 
-@pytest.fixture(scope="module")
-def listener() -> _Listener:
-    """A host TCP server a networked job could reach; it records any connection."""
+@contextlib.contextmanager
+def _listening() -> Iterator[_Listener]:
+    """A host TCP server on 127.0.0.1 that records every connection it accepts."""
     srv = _Listener()
     srv.accepted = []
     srv.bind(("127.0.0.1", 0))
@@ -70,10 +72,24 @@ def listener() -> _Listener:
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
-    yield srv
-    stop.set()
-    t.join()
-    srv.close()
+    try:
+        yield srv
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[_Listener]:
+    """A host TCP server a networked job could reach; it records any connection."""
+    with _listening() as srv:
+        yield srv
+
+
+def _connect_code(port: int) -> str:
+    """Job code that connects to the host listener on ``port`` (raises when unreachable)."""
+    return f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +163,11 @@ def _hostile_jobs(secret_home: Path, port: int, marker_dir: Path) -> list[dict]:
         ("sleep", "import time\ntime.sleep(60)\n", "assert True", 1),
         ("sigterm_ignored", "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
          "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n", "assert True", 1),
-        ("connect_localhost", "import socket\n"
-         f"socket.create_connection(('127.0.0.1', {port}), timeout=2)\n", "assert True", 5),
-        ("connect_internet", "import socket\n"
-         "socket.create_connection(('1.1.1.1', 53), timeout=2)\n", "assert True", 5),
-        ("dns", "import socket\nsocket.getaddrinfo('pypi.org', 443)\n", "assert True", 5),
+        # Network isolation is tested against our own listener on 127.0.0.1, which the
+        # same code reaches without isolation (test_listener_reachable_without_isolation):
+        # connecting to the internet or resolving a name fails on any offline host, isolated
+        # or not, so such jobs could not tell.
+        ("connect_localhost", _connect_code(port), "assert True", 5),
         ("write_outside", "import os\nok = []\n"
          f"for p in [{str(escape_file)!r}, '/escaped.txt', '/etc/escaped.txt', "
          f"'/usr/escaped.txt', {str(REPO / 'escaped.txt')!r}, '/proc/escaped.txt']:\n"
@@ -226,13 +242,27 @@ def test_hostile_suite_no_false_passes(hostile: dict[str, dict]) -> None:
     ("fork_bomb", "timeout"), ("infinite_loop", "timeout"), ("busy_threads", "timeout"),
     ("sleep", "timeout"), ("sigterm_ignored", "timeout"), ("memory_bomb", "memory"),
     ("memory_bomb_growth", "memory"), ("connect_localhost", "failed"),
-    ("connect_internet", "failed"), ("dns", "failed"), ("write_outside", "failed"),
+    ("write_outside", "failed"),
     ("read_secret_file", "failed"), ("read_secret_env", "failed"), ("stdin_read", "failed"),
     ("stdin_read_all", "failed"), ("proc_snoop", "failed"), ("setuid_escalate", "failed"),
     ("mount_escape", "failed"), ("big_output", "failed"), ("endless_output", "timeout"),
 ])
 def test_hostile_verdicts(hostile: dict[str, dict], job_id: str, expected: str) -> None:
     assert hostile[job_id]["verdict"] == expected, hostile[job_id]
+
+
+def test_listener_reachable_without_isolation() -> None:
+    """Control for ``connect_localhost``: the same code, run without isolation (harmless:
+    it only connects to our own listener), reaches the listener, so the isolated job's
+    failure and the empty ``accepted`` list are due to isolation, not to this host."""
+    with _listening() as srv:
+        [v] = run_jobs([{"id": "reach", "code": _connect_code(srv.getsockname()[1]),
+                         "test": "assert True", "timeout_s": 5}], workers=1, isolation=False)
+        deadline = time.monotonic() + 2.0
+        while not srv.accepted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert v["verdict"] == "passed", v
+        assert len(srv.accepted) == 1
 
 
 @needs_isolation
@@ -645,7 +675,10 @@ def test_benchmark_smoke() -> None:
                         "--jobs", "60"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     last = r.stdout.strip().splitlines()[-1]
-    assert last.startswith("ratio: ") and float(last.split()[1]) > 0
+    assert last.startswith("ratio: ")
+    # The design's claim: a warm, forking pool beats one fresh interpreter per job even with
+    # full isolation (it runs at several times the baseline on an idle host).
+    assert float(last.split()[1]) > 1.0, r.stdout
 
 
 def test_prelude_for_leetcode_style_names() -> None:

@@ -1,4 +1,5 @@
-"""Imported by the zygote before it forks workers, so every worker starts warm.
+"""Imported by the warm fork server (:mod:`sandbox._zygote`) before it forks workers, so
+every worker starts warm.
 
 Importing sympy + math-verify and running the first checks of each kind (building the
 ANTLR LaTeX parser, its DFA caches and sympy's caches) costs far more than forking; doing

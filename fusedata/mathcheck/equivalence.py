@@ -39,6 +39,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+from fusedata.mathcheck.brackets import match_brackets
 from fusedata.mathcheck.exact import ExactValue, TooComplex
 from fusedata.mathcheck.exact import evaluate as exact_evaluate
 
@@ -325,35 +326,11 @@ def _number_words(s: str) -> str:
     return f"{value} {rest}".strip() if rest else str(value)
 
 
-def _bracket_matches(s: str) -> tuple[dict[int, int], int]:
-    """Matching pairs of unescaped ``{}`` / ``()`` (open index -> close index) and the
-    maximum nesting depth; linear time. Unbalanced brackets are simply not paired."""
-    stack: list[int] = []
-    pairs: dict[int, int] = {}
-    depth = 0
-    i, n = 0, len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c in "{(":
-            stack.append(i)
-            depth = max(depth, len(stack))
-        elif c in "})":
-            if stack and s[stack[-1]] == ("{" if c == "}" else "("):
-                pairs[stack.pop()] = i
-            else:
-                stack.clear()
-        i += 1
-    return pairs, depth
-
-
 def nesting_depth(s: str) -> int:
     """Deepest ``{}``/``()`` nesting in ``s`` (escaped braces ignored); linear time.
 
     Failure mode: none; unbalanced brackets count as far as they go."""
-    return _bracket_matches(s)[1]
+    return match_brackets(s, "{(").depth
 
 
 def collapse_redundant_groups(s: str) -> str:
@@ -363,7 +340,7 @@ def collapse_redundant_groups(s: str) -> str:
     Failure mode: none; unbalanced brackets are left as they are."""
     if not re.search(r"\{\s*\{|\(\s*\(", s):
         return s
-    pairs, _depth = _bracket_matches(s)
+    pairs = match_brackets(s, "{(").pairs
     drop: set[int] = set()
     for i, j in pairs.items():
         k = i + 1  # the inner group may be padded with spaces: "{ {x} }"
@@ -479,21 +456,7 @@ def _fast_verdict(g: str, p: str) -> tuple[bool, str, str, str] | None:
 
 
 def _braces_balanced(s: str) -> bool:
-    depth = 0
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth < 0:
-                return False
-        i += 1
-    return depth == 0
+    return match_brackets(s).balanced
 
 
 # --------------------------------------------------------------------------- math-verify

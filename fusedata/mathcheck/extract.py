@@ -49,6 +49,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fusedata.mathcheck.brackets import match_brackets
+
 __all__ = [
     "ALL_FALLBACKS",
     "DEFAULT_FALLBACKS",
@@ -147,29 +149,6 @@ class Extraction:
     rule: str
 
 
-def _brace_pairs(text: str) -> dict[int, int]:
-    """Index of each unescaped ``{`` -> index just past its matching ``}``; one linear pass.
-
-    Unclosed groups (truncated generations) are absent, so callers fall through to the next
-    rule. Computed once per text: matching each box separately is quadratic on a text of
-    many unclosed boxes.
-    """
-    pairs: dict[int, int] = {}
-    stack: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            stack.append(i)
-        elif c == "}" and stack:
-            pairs[stack.pop()] = i + 1
-        i += 1
-    return pairs
-
-
 def _box_content(text: str, start: int, pairs: dict[int, int]) -> tuple[str, int] | None:
     """Content of the box command ending at ``start`` and the index after it, or None."""
     i = start
@@ -179,10 +158,10 @@ def _box_content(text: str, start: int, pairs: dict[int, int]) -> tuple[str, int
     if i >= n:
         return None
     if text[i] == "{":
-        end = pairs.get(i)
-        if end is None:
+        close = pairs.get(i)
+        if close is None:
             return None
-        return text[i + 1 : end - 1], end
+        return text[i + 1 : close], close + 1
     # Unbraced form: \boxed 5  -> up to whitespace / '$'.
     m = re.match(r"[^\s$]{1,200}", text[i : i + 200])
     if m is None:
@@ -194,7 +173,9 @@ def _find_boxes(text: str) -> list[tuple[int, int, str]]:
     """``(start, end, content)`` of every well-formed box; linear time."""
     if "\\boxed" not in text and "\\fbox" not in text:
         return []
-    pairs = _brace_pairs(text)
+    # Computed once per text: matching each box separately is quadratic on a text of many
+    # unclosed boxes (truncated generations), which are absent from ``pairs`` and skipped.
+    pairs = match_brackets(text).pairs
     out: list[tuple[int, int, str]] = []
     for m in _BOX_RE.finditer(text):
         got = _box_content(text, m.end(), pairs)

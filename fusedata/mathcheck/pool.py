@@ -4,19 +4,17 @@ Why not ``concurrent.futures.ProcessPoolExecutor``: it cannot cancel a running t
 check such as ``9^{9^{9^9}}`` spends its time in C big-integer code that no signal can
 interrupt. Here each worker has its own socket; the parent knows which check every worker
 is running and since when, and on deadline it SIGKILLs that worker, records ``timeout`` and
-asks for a replacement. Workers are forked by a per-pool warm zygote process
-(:mod:`fusedata.mathcheck._zygote`) that has sympy and math-verify imported, so a
+asks for a replacement. Workers come from the sandbox's warm fork server
+(:class:`sandbox._procs.ForkServer`, the one warm-worker implementation of this project),
+which has sympy and math-verify imported (:mod:`fusedata.mathcheck._warm`), so a
 replacement costs a fork (milliseconds), not a re-import, and the caller's process is never
-forked (safe from threads) nor its ``__main__`` re-imported.
+forked (safe from threads) nor its ``__main__`` re-imported. Workers are killed through
+pidfds, so a kill can never hit an unrelated process that reused a worker's pid.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import zlib
 from collections import deque
@@ -26,11 +24,13 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from fusedata.mathcheck.equivalence import Equivalence
+from sandbox._procs import ForkServer, Proc, stop_all
 
 __all__ = ["CheckPool", "default_workers", "serve"]
 
 #: How long a new zygote may take to import and warm sympy + math-verify.
 ZYGOTE_START_TIMEOUT_S = 120.0
+_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def default_workers() -> int:
@@ -64,20 +64,35 @@ def serve(conn: Connection) -> None:
 
 @dataclass(slots=True)
 class _Slot:
-    pid: int
+    proc: Proc
     conn: Connection
     inflight: deque[int] = field(default_factory=deque)
     busy_since: float = 0.0
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - pid reused by another user
-        return False
-    return True
+@dataclass(slots=True)
+class _Batch:
+    """State of one :meth:`CheckPool.run`: per-slot queues and results so far."""
+
+    pairs: Sequence[tuple[str, str]]
+    queues: list[deque[int]]
+    on_done: Callable[[int], None] | None
+    results: list[Equivalence | None]
+    remaining: int
+
+    def next_task(self, i: int) -> int | None:
+        """Slot ``i``'s next check: its own queue first, else steal from the longest."""
+        if self.queues[i]:
+            return self.queues[i].popleft()
+        victim = max(self.queues, key=len)
+        return victim.pop() if victim else None
+
+    def finish(self, tid: int, eq: Equivalence) -> None:
+        if self.results[tid] is None:
+            self.results[tid] = eq
+            self.remaining -= 1
+            if self.on_done is not None:
+                self.on_done(tid)
 
 
 class CheckPool:
@@ -108,7 +123,8 @@ class CheckPool:
         self.kills = 0
         # The zygote warms up (imports sympy + math-verify) while the caller keeps working,
         # e.g. extracting answers; the first run() waits for it and forks the workers.
-        self._zygote, self._ctrl = self._start_zygote()
+        self._zygote = ForkServer("fusedata.mathcheck._warm", "fusedata.mathcheck.pool:serve",
+                                  path=[_ROOT])
         self._started = False
 
     def _ensure_started(self) -> None:
@@ -123,16 +139,7 @@ class CheckPool:
         if self._closed:
             raise RuntimeError("CheckPool is closed")
         try:
-            self._ctrl.settimeout(ZYGOTE_START_TIMEOUT_S)
-            try:
-                ready = self._ctrl.recv(1)
-            except TimeoutError:
-                ready = b""
-            if ready != b"R":
-                raise RuntimeError(
-                    f"mathcheck zygote failed to start (exit code {self._zygote.poll()})"
-                )
-            self._ctrl.settimeout(None)
+            self._zygote.wait_ready(ZYGOTE_START_TIMEOUT_S)
             for _ in range(self.n_workers):
                 self._slots.append(self._spawn())
             self._started = True
@@ -141,83 +148,29 @@ class CheckPool:
             raise
 
     # ----------------------------------------------------------------- lifecycle
-    @staticmethod
-    def _start_zygote() -> tuple[subprocess.Popen[bytes], socket.socket]:
-        """Start the zygote process; does not wait for it (see :meth:`_ensure_started`)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(
-            [root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-        )
-        cmd = [sys.executable, "-m", "fusedata.mathcheck._zygote", str(theirs.fileno())]
-        proc = subprocess.Popen(
-            cmd,
-            pass_fds=(theirs.fileno(),),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            # Workers never write results to stdout; keep stray prints out of the
-            # caller's stdout (verify-math --jsonl streams JSON there). stderr is kept
-            # so that import errors stay visible.
-            stdout=subprocess.DEVNULL,
-            close_fds=True,
-        )
-        theirs.close()
-        return proc, ours
-
     def _spawn(self) -> _Slot:
         """Ask the zygote for one more warm worker."""
-        self._ctrl.sendall(b"S" + self._mem_mib.to_bytes(4, "big"))
-        msg, fds, _flags, _addr = socket.recv_fds(self._ctrl, 8, 1)
-        if len(msg) != 8 or len(fds) != 1:
-            raise RuntimeError("mathcheck zygote died while spawning a worker")
-        return _Slot(pid=int.from_bytes(msg, "big"), conn=Connection(fds[0]))
-
-    def _kill(self, slot: _Slot) -> None:
-        try:
-            os.kill(slot.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        slot.conn.close()
+        return _Slot(*self._zygote.spawn(self._mem_mib))
 
     @property
     def pids(self) -> list[int]:
         """PIDs of the current workers and of the zygote (for monitoring and tests)."""
         self._ensure_started()
-        return [s.pid for s in self._slots] + [self._zygote.pid]
+        return [s.proc.pid for s in self._slots] + [self._zygote.pid]
 
     def close(self) -> None:
         """Stop all workers and the zygote and wait until they are gone; idempotent.
 
-        Workers get a polite stop, then SIGKILL after 1 s; the zygote exits on EOF (and is
-        killed after 5 s). Workers are reaped by the zygote, so none is left as a zombie.
+        Workers get a polite stop, then SIGKILL (by pidfd) after 1 s; the zygote exits on
+        EOF (and is killed after 5 s). Workers are reaped by the zygote, so none is left as
+        a zombie.
         """
         if self._closed:
             return
         self._closed = True
-        for s in self._slots:
-            try:
-                s.conn.send(None)
-            except (OSError, ValueError):
-                pass
-        deadline = time.monotonic() + 1.0
-        for s in self._slots:
-            while _pid_alive(s.pid) and time.monotonic() < deadline:
-                time.sleep(0.005)
-            self._kill(s)
-        for s in self._slots:
-            end = time.monotonic() + 5.0
-            while _pid_alive(s.pid) and time.monotonic() < end:
-                time.sleep(0.005)
+        stop_all([(s.proc, s.conn) for s in self._slots])
         self._slots = []
-        self._ctrl.close()
-        if not self._started:
-            self._zygote.kill()  # still importing: nothing to shut down politely
-        try:
-            self._zygote.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._zygote.kill()
-            self._zygote.wait()
+        self._zygote.close()
 
     def __enter__(self) -> CheckPool:
         return self
@@ -242,84 +195,83 @@ class CheckPool:
         """
         if self._closed:
             raise RuntimeError("CheckPool is closed")
-        n = len(pairs)
-        if n == 0:
+        if not pairs:
             return []
         self._ensure_started()
-        results: list[Equivalence | None] = [None] * n
-        # Gold affinity: checks sharing a gold go to the same worker, so each worker parses
-        # a gold once (its cache) instead of every worker parsing every gold. An idle worker
-        # steals from the back of the longest queue, so skewed golds still use all workers.
-        n_slots = len(self._slots)
-        queues: list[deque[int]] = [deque() for _ in range(n_slots)]
-        for tid, (gold, _ans) in enumerate(pairs):
-            queues[zlib.crc32(gold.encode("utf-8", "surrogatepass")) % n_slots].append(tid)
-
-        def next_task(i: int) -> int | None:
-            if queues[i]:
-                return queues[i].popleft()
-            victim = max(queues, key=len)
-            return victim.pop() if victim else None
-
-        remaining = n
-
-        def finish(tid: int, eq: Equivalence) -> None:
-            nonlocal remaining
-            if results[tid] is None:
-                results[tid] = eq
-                remaining -= 1
-                if on_done is not None:
-                    on_done(tid)
-
-        def fail_slot(i: int, verdict: str, reason: str) -> None:
-            slot = self._slots[i]
-            self._kill(slot)
-            self.kills += 1
-            if slot.inflight:
-                tid = slot.inflight.popleft()
-                finish(tid, Equivalence(verdict, reason))
-                queues[i].extendleft(reversed(slot.inflight))
-                slot.inflight.clear()
-            self._slots[i] = self._spawn()
-
-        while remaining:
-            now = time.monotonic()
-            for i, slot in enumerate(self._slots):
-                while len(slot.inflight) < self.depth:
-                    tid = next_task(i)
-                    if tid is None:
-                        break
-                    gold, ans = pairs[tid]
-                    if not slot.inflight:
-                        slot.busy_since = now
-                    try:
-                        slot.conn.send((tid, gold, ans))
-                    except (OSError, ValueError):
-                        slot.inflight.append(tid)
-                        fail_slot(i, "error", "worker pipe broken")
-                        break
-                    slot.inflight.append(tid)
+        batch = _Batch(pairs, self._affinity_queues(pairs), on_done, [None] * len(pairs),
+                       len(pairs))
+        while batch.remaining:
+            self._feed(batch)
             busy = [i for i, s in enumerate(self._slots) if s.inflight]
-            if not busy:
-                continue
-            next_deadline = min(self._slots[i].busy_since for i in busy) + self.timeout_s
-            conns = {self._slots[i].conn: i for i in busy}
-            ready = wait(list(conns), timeout=max(0.0, next_deadline - time.monotonic()))
-            now = time.monotonic()
-            for c in ready:
-                i = conns[c]
-                slot = self._slots[i]
+            if busy:
+                self._collect(batch, busy)
+                self._expire(batch)
+        return [r for r in batch.results if r is not None]
+
+    def _affinity_queues(self, pairs: Sequence[tuple[str, str]]) -> list[deque[int]]:
+        """Gold affinity: checks sharing a gold go to the same worker, so each worker parses
+        a gold once (its cache) instead of every worker parsing every gold. An idle worker
+        steals from the back of the longest queue, so skewed golds still use all workers."""
+        queues: list[deque[int]] = [deque() for _ in self._slots]
+        for tid, (gold, _ans) in enumerate(pairs):
+            queues[zlib.crc32(gold.encode("utf-8", "surrogatepass")) % len(queues)].append(tid)
+        return queues
+
+    def _feed(self, batch: _Batch) -> None:
+        """Keep up to ``depth`` checks in flight on every worker."""
+        now = time.monotonic()
+        for i, slot in enumerate(self._slots):
+            while len(slot.inflight) < self.depth:
+                tid = batch.next_task(i)
+                if tid is None:
+                    break
+                gold, ans = batch.pairs[tid]
+                if not slot.inflight:
+                    slot.busy_since = now
+                slot.inflight.append(tid)
                 try:
-                    while slot.inflight and c.poll():
-                        tid, verdict, reason, gn, pn = c.recv()
-                        if slot.inflight[0] != tid:  # pragma: no cover - protocol bug
-                            raise RuntimeError("mathcheck worker replied out of order")
-                        slot.inflight.popleft()
-                        slot.busy_since = now
-                        finish(tid, Equivalence(verdict, reason, gn, pn))
-                except (EOFError, OSError):
-                    fail_slot(i, "error", "worker died (crash or memory limit)")
-            for i, slot in enumerate(self._slots):
-                if slot.inflight and now >= slot.busy_since + self.timeout_s:
-                    fail_slot(i, "timeout", f"exceeded {self.timeout_s:g}s; worker killed")
-        return [r for r in results if r is not None]
+                    slot.conn.send((tid, gold, ans))
+                except (OSError, ValueError):
+                    self._fail_slot(batch, i, "error", "worker pipe broken")
+                    break
+
+    def _collect(self, batch: _Batch, busy: list[int]) -> None:
+        """Wait for replies until the earliest deadline of a busy worker; record them."""
+        next_deadline = min(self._slots[i].busy_since for i in busy) + self.timeout_s
+        conns = {self._slots[i].conn: i for i in busy}
+        ready = wait(list(conns), timeout=max(0.0, next_deadline - time.monotonic()))
+        now = time.monotonic()
+        for c in ready:
+            i = conns[c]
+            slot = self._slots[i]
+            try:
+                while slot.inflight and c.poll():
+                    tid, verdict, reason, gn, pn = c.recv()
+                    if slot.inflight[0] != tid:  # pragma: no cover - protocol bug
+                        raise RuntimeError("mathcheck worker replied out of order")
+                    slot.inflight.popleft()
+                    slot.busy_since = now
+                    batch.finish(tid, Equivalence(verdict, reason, gn, pn))
+            except (EOFError, OSError):
+                self._fail_slot(batch, i, "error", "worker died (crash or memory limit)")
+
+    def _expire(self, batch: _Batch) -> None:
+        """Kill and replace every worker whose current check is past its deadline."""
+        now = time.monotonic()
+        for i, slot in enumerate(self._slots):
+            if slot.inflight and now >= slot.busy_since + self.timeout_s:
+                self._fail_slot(batch, i, "timeout", f"exceeded {self.timeout_s:g}s; worker killed")
+
+    def _fail_slot(self, batch: _Batch, i: int, verdict: str, reason: str) -> None:
+        """Kill worker ``i`` (pidfd), give its current check ``verdict``, requeue the rest of
+        its checks and replace it."""
+        slot = self._slots[i]
+        slot.proc.kill()
+        slot.proc.close()
+        slot.conn.close()
+        self.kills += 1
+        if slot.inflight:
+            batch.finish(slot.inflight.popleft(), Equivalence(verdict, reason))
+            batch.queues[i].extendleft(reversed(slot.inflight))
+            slot.inflight.clear()
+        self._slots[i] = self._spawn()
