@@ -84,16 +84,17 @@ def _datasets(tmp: Path, tables: dict[str, pl.DataFrame]) -> dict[str, Dataset]:
     return out
 
 
-def _export(tmp: Path, sel=None, recipe=None, card: bool = True
+def _export(tmp: Path, sel=None, recipe=None, card: bool = True, report: bool = True
             ) -> tuple[Path, dict[str, list[Path]]]:
-    """Export, then (as the build does) the report and the card rendered from it."""
+    """Export, then (as the build does) the report and the card rendered from it; with
+    ``report=False`` the card renders a report computed in memory (no report files)."""
     sel = sel if sel is not None else _selection()
     pf = tmp / "prompts.parquet"
     _prompts().write_parquet(pf)
     out = tmp / "out"
     files = export(_datasets(tmp, sel), Dataset((pf,), "prompts"), out)
     if card:
-        write_card(out, recipe=recipe, report=write_report(out))
+        write_card(out, recipe=recipe, report=write_report(out) if report else None)
     return out, files
 
 
