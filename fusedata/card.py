@@ -76,12 +76,12 @@ def _recipe_dict(out: Path, recipe: Any) -> dict[str, Any] | None:
 
 def _load_report(out: Path, report: dict[str, Any] | None) -> dict[str, Any]:
     """The report to render: given, else ``OUT/report.json``, else computed (not written)."""
-    from . import report as rp
+    from .report import compute, read_report
 
     if report is not None:
         return report
-    rep = rp.read_report(out)
-    return rep if rep is not None else rp.compute(out)
+    rep = read_report(out)
+    return rep if rep is not None else compute(out)
 
 
 def _md_table(cols: list[str], rows: list[list[Any]]) -> str:

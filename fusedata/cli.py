@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .export import FORMATS
-from .layout import DROPS, TABLES, set_files
+from .layout import CARD, DROPS, LLAMAFACTORY_INFO, TABLES, set_files
 from .logs import setup_logging
 from .recipe import RecipeError, load_recipe
 
@@ -169,8 +169,8 @@ def export_cmd(out: Path, formats: tuple[str, ...]) -> None:
     if "llamafactory" in formats:
         write_llamafactory(out)
     write_card(out, report=rep)  # last: it mentions dataset_info.json when present
-    click.echo(f"{out}: card {out / 'README.md'}"
-               + (f", LLaMA-Factory {out / 'dataset_info.json'}"
+    click.echo(f"{out}: card {out / CARD}"
+               + (f", LLaMA-Factory {out / LLAMAFACTORY_INFO}"
                   if "llamafactory" in formats else ""))
 
 

@@ -29,6 +29,8 @@ from typing import Any
 TABLES = ("sft", "dpo", "wrpo")
 #: the export marker: which data files the export wrote, empty sets, source datasets
 MARKER = ".fusedata-export.json"
+#: folder of the record sets (``DATA_DIR/NAME/``), the Hub's convention
+DATA_DIR = "data"
 CARD = "README.md"
 DROPS = "drops.parquet"
 REPORT_JSON = "report.json"
@@ -42,17 +44,17 @@ LLAMAFACTORY_DIR = "llamafactory"
 
 def set_dir(out: Path, name: str) -> Path:
     """The folder holding set ``name``'s parquet files."""
-    return Path(out) / "data" / name
+    return Path(out) / DATA_DIR / name
 
 
 def set_glob(name: str) -> str:
     """The card's ``data_files`` pattern of set ``name`` (relative to OUT)."""
-    return f"data/{name}/train-*"
+    return f"{DATA_DIR}/{name}/train-*"
 
 
 def shard_name(name: str, i: int, n: int) -> str:
     """Relative path of shard ``i`` of ``n`` of set ``name`` (the Hub's naming)."""
-    return f"data/{name}/train-{i:05d}-of-{n:05d}.parquet"
+    return f"{DATA_DIR}/{name}/train-{i:05d}-of-{n:05d}.parquet"
 
 
 def set_files(out: Path, name: str) -> list[Path]:

@@ -34,6 +34,7 @@ import click
 
 from .layout import (
     CARD,
+    DATA_DIR,
     DROPS,
     LLAMAFACTORY_DIR,
     LLAMAFACTORY_INFO,
@@ -49,12 +50,12 @@ log = logging.getLogger("fusedata")
 #: what a push uploads (fnmatch patterns relative to OUT; ``*`` crosses folders).  Not
 #: ``recipe.json``: it holds absolute local paths; the card embeds the recipe with them
 #: shortened to ``<local>/NAME``.
-PUBLISHED = [CARD, "data/*", DROPS, REPORT_JSON, REPORT_MD, f"{PLOT_DIR}/*",
+PUBLISHED = [CARD, f"{DATA_DIR}/*", DROPS, REPORT_JSON, REPORT_MD, f"{PLOT_DIR}/*",
              LLAMAFACTORY_INFO, f"{LLAMAFACTORY_DIR}/*", MARKER]
 #: text files checked for local paths before they are published
 _TEXT = (".md", ".json", ".txt", ".yaml", ".yml")
 #: remote files a push may replace or delete (stale shards of an earlier export)
-MANAGED = ["data/*", f"{LLAMAFACTORY_DIR}/*"]
+MANAGED = [f"{DATA_DIR}/*", f"{LLAMAFACTORY_DIR}/*"]
 
 
 class PushError(click.ClickException):

@@ -330,4 +330,4 @@ def report(out: str) -> None:
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
     click.echo(render_markdown(rep).split("\n## Dropped prompts")[0].rstrip())
-    click.echo(f"\nwrote {Path(out) / 'report.md'} and {Path(out) / 'report.json'}")
+    click.echo(f"\nwrote {Path(out) / REPORT_MD} and {Path(out) / REPORT_JSON}")
