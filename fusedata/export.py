@@ -47,14 +47,13 @@ from .layout import (
     LLAMAFACTORY_INFO,
     LOCAL_PATH,
     MARKER,
-    TABLES,
     read_marker,
     set_dir,
     set_files,
     shard_name,
 )
 
-__all__ = ["MARKER", "TABLES", "build_tables", "export", "normalize_drops", "write_llamafactory",
+__all__ = ["build_tables", "export", "normalize_drops", "write_llamafactory",
            "write_parquet"]
 
 FORMATS = ("hf", "llamafactory")
