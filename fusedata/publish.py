@@ -176,7 +176,10 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False,
         raise PushError(f"--repo {repo_id!r}: not a valid repository id: {e}") from None
     check_out_dir(out)
     if (out / MARKER).exists():
-        write_card(out)
+        try:
+            write_card(out)
+        except ValueError as e:  # a report.json fusedata did not write
+            raise PushError(str(e)) from None
     files, withheld = withhold_local_paths(out, _published_files(out))
     if CARD in withheld:
         raise PushError(f"{out}/README.md names the local folder {out.resolve().parent}: "

@@ -293,3 +293,10 @@ def test_token_never_printed_logged_or_written(hub, token, tmp_path, capfd, capl
             assert token.encode() not in f.read_bytes(), f
     for data in hub.files("fuse/demo").values():
         assert token.encode() not in data
+
+
+def test_a_report_json_of_another_shape_stops_the_push_before_any_upload(tmp_path):
+    out, _ = _export(tmp_path)
+    (out / "report.json").write_text(json.dumps({"composition": [], "kept_pct": 1}))
+    res = _push(str(out), "--repo", "fuse/demo")
+    assert res.exit_code != 0 and "not a report.json of schema version 1" in res.output
