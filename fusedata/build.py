@@ -114,7 +114,7 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
         if want("export"):
             from .export import export
 
-            res.files = export(sel, prompts, out_dir, recipe=recipe)
+            res.files = export(sel, prompts, out_dir)
             atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
                               out_dir / "recipe.json")
             _report_and_card(out_dir, recipe)
@@ -137,7 +137,7 @@ def _report_and_card(out_dir: Path, recipe: Recipe) -> None:
     Keyed by the export marker and the recipe, so a cached re-run does not pay for
     matplotlib and the histograms.
     """
-    from .export import MARKER
+    from .layout import MARKER
 
     key = stable_hash({"export": (out_dir / MARKER).read_text(),
                        "recipe": recipe.model_dump(mode="json"), "version": 1})

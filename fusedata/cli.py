@@ -7,24 +7,16 @@ Stage-specific tools add their own verbs below.
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 from pathlib import Path
 
 import click
 
+from .export import FORMATS
+from .layout import CARD, DROPS, LLAMAFACTORY_INFO, TABLES, set_files
+from .logs import setup_logging
 from .recipe import RecipeError, load_recipe
 
 STAGE_NAMES = ("prompts", "sample", "score", "verify", "select", "export")
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="[fusedata %(asctime)s] %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
-    )
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +63,7 @@ def build(recipe: str, out: str | None, dry_run: bool, stages: str | None, execu
     (OUTPUT/.work by default); running the same command again skips them, and
     a killed run resumes where it stopped with identical results.
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     r = _load(recipe)
     if executor or address:
         r.executor.type = executor or r.executor.type
@@ -127,9 +119,8 @@ def inspect(out: str, examples: int) -> None:
     con = Console()
     root = Path(out)
     found = False
-    for name in ("sft", "dpo", "wrpo"):
-        files = sorted(root.glob(f"{name}/*.parquet")) + sorted(
-            root.glob(f"data/{name}/*.parquet"))
+    for name in TABLES:
+        files = set_files(root, name)
         if not files:
             continue
         found = True
@@ -141,7 +132,7 @@ def inspect(out: str, examples: int) -> None:
             con.print(counts)
         for row in df.head(examples).to_dicts():
             con.print(Pretty(row, max_string=300))
-    drops = root / "drops.parquet"
+    drops = root / DROPS
     if drops.exists():
         d = pl.read_parquet(drops)
         con.rule(f"dropped prompts: {d.height}")
@@ -151,14 +142,45 @@ def inspect(out: str, examples: int) -> None:
         raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files found")
 
 
+@cli.command("export")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
+              default=("hf",), show_default=True,
+              help="hf: the Hub dataset layout and card (always); llamafactory: also "
+                   "dataset_info.json (+ DPO in LLaMA-Factory's pairwise shape).")
+def export_cmd(out: Path, formats: tuple[str, ...]) -> None:
+    """Refresh a built OUT folder for publishing, without rebuilding.
+
+    Re-renders the dataset card OUT/README.md from OUT/report.json (written first
+    when missing) and, with --format llamafactory, writes OUT/dataset_info.json.
+    """
+    from .card import write_card
+    from .export import write_llamafactory
+    from .report import read_report, write_report
+
+    if not any(set_files(out, t) for t in TABLES):
+        raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files (data/NAME/)")
+    try:
+        rep = read_report(out)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if rep is None:
+        rep = write_report(out)
+    if "llamafactory" in formats:
+        write_llamafactory(out)
+    write_card(out, report=rep)  # last: it mentions dataset_info.json when present
+    click.echo(f"{out}: card {out / CARD}"
+               + (f", LLaMA-Factory {out / LLAMAFACTORY_INFO}"
+                  if "llamafactory" in formats else ""))
+
+
 # Verbs of the stage-specific tools live beside their code.
-from .export import export_command  # noqa: E402
 from .mathcheck.cli import verify_math  # noqa: E402
 from .publish import push  # noqa: E402
 from .report import report  # noqa: E402
 from .train.cli import train  # noqa: E402
 
-for _cmd in (export_command, push, report, train, verify_math):
+for _cmd in (push, report, train, verify_math):
     cli.add_command(_cmd)
 
 

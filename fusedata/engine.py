@@ -46,11 +46,14 @@ def stable_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
-def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
-    """Write ``df`` so that ``path`` either does not exist or holds the complete file."""
+def atomic_write_parquet(df: pl.DataFrame, path: Path, **options: Any) -> None:
+    """Write ``df`` so that ``path`` either does not exist or holds the complete file.
+
+    ``options`` go to :meth:`polars.DataFrame.write_parquet` (export uses them to write
+    plain Arrow types for the Hub)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    df.write_parquet(tmp, compression="zstd", statistics=True)
+    df.write_parquet(tmp, **{"compression": "zstd", "statistics": True, **options})
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -1,16 +1,10 @@
-"""The ``export`` stage: selected records -> a Hugging Face dataset repository in ``OUT/``.
+"""The ``export`` stage: selected records -> the data files of ``OUT/`` (nothing else).
 
-``OUT/`` is laid out so that ``datasets.load_dataset(OUT, "sft")`` works
-locally and ``fusedata push OUT --repo ORG/NAME`` publishes it as is::
-
-    OUT/README.md                         dataset card (configs, features, composition)
-    OUT/data/sft/train-*.parquet          TRL conversational SFT
-    OUT/data/dpo/train-*.parquet          TRL conversational preference (explicit prompt)
-    OUT/data/wrpo/train-*.parquet         WRPO triplets (only when selection made any)
-                                          (a set without records gets no files)
-    OUT/drops.parquet                     every prompt without a record, with the reason
-    OUT/dataset_info.json                 LLaMA-Factory registry (``--format llamafactory``)
-    OUT/llamafactory/{dpo}/...            LLaMA-Factory's pairwise shape (same option)
+It writes the record sets and ``drops.parquet`` where :mod:`fusedata.layout` says
+(``OUT/data/{sft,dpo,wrpo}/train-*.parquet``; a set without records gets no files)
+and the export marker.  The report (:mod:`fusedata.report`) and the dataset card
+(:mod:`fusedata.card`) are written after it, by the build, from these files.
+``--format llamafactory`` adds ``OUT/dataset_info.json`` and ``OUT/llamafactory/dpo/``.
 
 Columns:
 
@@ -33,14 +27,12 @@ Columns:
 
 SFT and DPO are TRL's conversational formats, so ``SFTTrainer`` / ``DPOTrainer``
 and alignment-handbook read them as published.  The data files are keyed by
-the selection they hold: a finished export is not rewritten (their mtimes stay),
-while the card is re-rendered whenever its inputs (recipe, report) changed.
+the selection they hold: a finished export is not rewritten (their mtimes stay).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -48,11 +40,22 @@ from typing import Any
 
 import polars as pl
 
-from .engine import Dataset, atomic_write_text, stable_hash
+from .engine import Dataset, atomic_write_parquet, atomic_write_text, stable_hash
+from .layout import (
+    DROPS,
+    LLAMAFACTORY_DIR,
+    LLAMAFACTORY_INFO,
+    LOCAL_PATH,
+    MARKER,
+    read_marker,
+    set_dir,
+    set_files,
+    shard_name,
+)
 
-MARKER = ".fusedata-export.json"
-#: exported record sets, in the order configs appear in the card
-TABLES = ("sft", "dpo", "wrpo")
+__all__ = ["build_tables", "export", "normalize_drops", "write_llamafactory",
+           "write_parquet"]
+
 FORMATS = ("hf", "llamafactory")
 DROP_COLUMNS: dict[str, pl.DataType] = {"prompt_id": pl.String, "category": pl.String,
                                         "source": pl.String, "split": pl.String,
@@ -69,21 +72,9 @@ def _assistant(col: str) -> pl.Expr:
     return pl.concat_list(_message(col))
 
 
-_LOCAL_PATH = r"^(/|~|\.\.|[A-Za-z]:[\\/])"
-
-
-def public_path(s: str) -> str:
-    """A local filesystem path shortened to ``<local>/NAME`` (published files must not
-    reveal home folders or user names); Hub ids and relative paths are kept."""
-    if re.match(_LOCAL_PATH, s):
-        name = re.split(r"[\\/]", s.rstrip("/\\"))[-1]
-        return f"<local>/{name}"
-    return s
-
-
 def _public_path_expr(col: str) -> pl.Expr:
     c = pl.col(col)
-    return (pl.when(c.str.contains(_LOCAL_PATH))
+    return (pl.when(c.str.contains(LOCAL_PATH))
             .then(pl.lit("<local>/") + c.str.strip_chars_end("/\\").str.extract(r"([^/\\]+)$"))
             .otherwise(c))
 
@@ -145,68 +136,34 @@ def normalize_drops(drops: pl.DataFrame, prompts: pl.DataFrame) -> pl.DataFrame:
     ).select(*DROP_COLUMNS, *extra)
 
 
-def table_files(out_dir: Path, name: str) -> list[Path]:
-    """The parquet files of one exported set: ``data/NAME/`` first, else the legacy ``NAME/``."""
-    files = sorted((out_dir / "data" / name).glob("*.parquet"))
-    return files or sorted((out_dir / name).glob("*.parquet"))
-
-
-def _plain_type(tp: Any) -> Any:
-    import pyarrow as pa
-
-    if pa.types.is_large_string(tp) or pa.types.is_string_view(tp):
-        return pa.string()
-    if pa.types.is_large_list(tp) or pa.types.is_list_view(tp) or pa.types.is_list(tp):
-        return pa.list_(_plain_type(tp.value_type))
-    if pa.types.is_struct(tp):
-        return pa.struct([pa.field(f.name, _plain_type(f.type), f.nullable) for f in tp])
-    return tp
-
-
 def write_parquet(df: pl.DataFrame, path: Path) -> None:
-    """Atomically write ``df`` with plain Arrow types (``string``, ``list``).
+    """Atomically write ``df`` as a published file, with plain Arrow types.
 
-    polars writes ``large_string`` / ``large_list``; ``datasets`` then declares the
-    features as ``large_string``, which the Hub viewer and older ``datasets`` versions
-    read badly.  Plain types keep the card's ``dataset_info`` conventional.  A column
-    too large for 32-bit offsets (> 2 GiB in one file) keeps the large type.
+    polars records ``large_string`` / ``large_list`` in the file's Arrow schema;
+    ``datasets`` then declares the features as ``large_string``, which the Hub viewer
+    and older ``datasets`` versions read badly.  Written without the Arrow schema
+    (pyarrow's ``store_schema=False``), readers take the Parquet logical types, i.e.
+    plain ``string`` / ``list``, and the card's ``dataset_info`` stays conventional.
     """
-    import os
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = df.to_arrow()
-    schema = pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable)
-                        for f in table.schema])
-    try:
-        table = table.cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowCapacityError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_parquet(df, path, use_pyarrow=True, pyarrow_options={"store_schema": False})
 
 
 def _write_table(df: pl.DataFrame, out_dir: Path, name: str, rows_per_file: int) -> list[str]:
-    folder = out_dir / "data" / name
+    folder = set_dir(out_dir, name)
     if folder.exists():
         shutil.rmtree(folder)
     n_files = max(1, -(-df.height // rows_per_file))
     rels = []
     for i in range(n_files):
-        rel = f"data/{name}/train-{i:05d}-of-{n_files:05d}.parquet"
+        rel = shard_name(name, i, n_files)
         write_parquet(df.slice(i * rows_per_file, rows_per_file), out_dir / rel)
         rels.append(rel)
     return rels
 
 
 def _remove_stale(out_dir: Path, old: Iterable[str], keep: set[str]) -> None:
-    """Delete files a previous export wrote that this one does not (e.g. the legacy
-    ``OUT/sft/`` layout, or a WRPO set that is now empty), then their empty folders."""
+    """Delete files a previous export wrote that this one does not (e.g. a WRPO set
+    that is now empty), then their empty folders."""
     for rel in old:
         if rel in keep:
             continue
@@ -222,23 +179,19 @@ def _remove_stale(out_dir: Path, old: Iterable[str], keep: set[str]) -> None:
 
 
 def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
-           rows_per_file: int = 50_000, recipe: Any = None,
-           formats: Iterable[str] = ()) -> dict[str, list[Path]]:
-    """Write the record sets, drops and the dataset card; returns table name -> files.
+           rows_per_file: int = 50_000, formats: Iterable[str] = ()) -> dict[str, list[Path]]:
+    """Write the record sets, drops and the marker; returns table name -> files.
 
-    ``recipe`` (a :class:`fusedata.recipe.Recipe` or its JSON dict) is embedded in the
-    card; ``formats`` may add ``"llamafactory"`` (see :func:`write_llamafactory`).
+    ``formats`` may add ``"llamafactory"`` (see :func:`write_llamafactory`).  The card
+    and the report are not written here: the build writes them once, after this.
     """
     key = stable_hash({"selection": {k: v.key for k, v in selection.items()},
                        "rows_per_file": rows_per_file, "version": 3})
-    marker = out_dir / MARKER
-    meta: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
-    files: dict[str, list[str]] | None = None
-    cached = False
+    meta = read_marker(out_dir)
+    files: dict[str, list[str]]
     if meta.get("key") == key and all((out_dir / f).exists()
                                       for fs in meta["files"].values() for f in fs):
         files = meta["files"]
-        cached = True
     else:
         sel = {k: v.read() for k, v in selection.items()}
         p = prompts.read()
@@ -250,23 +203,17 @@ def export(selection: Mapping[str, Dataset], prompts: Dataset, out_dir: Path,
         empty = [t for t, df in tables.items() if not df.height]
         drops = sel.get("drops")
         if drops is not None:
-            write_parquet(normalize_drops(drops, p), out_dir / "drops.parquet")
+            write_parquet(normalize_drops(drops, p), out_dir / DROPS)
         new = {f for fs in files.values() for f in fs}
         _remove_stale(out_dir, (f for fs in meta.get("files", {}).values() for f in fs), new)
         sources = (p.select("source", source_dataset=_public_path_expr("source_dataset"))
                    .unique().sort("source").rows())
         for t in empty:
-            shutil.rmtree(out_dir / "data" / t, ignore_errors=True)
+            shutil.rmtree(set_dir(out_dir, t), ignore_errors=True)
         atomic_write_text(json.dumps({"key": key, "files": files, "empty": empty,
-                                      "sources": dict(sources)}, indent=1), marker)
-    from .card import write_card
-
+                                      "sources": dict(sources)}, indent=1), out_dir / MARKER)
     if "llamafactory" in formats:
         write_llamafactory(out_dir)
-    if not cached or formats or not (out_dir / "README.md").exists():
-        # last: it mentions dataset_info.json when present.  A cached export keeps its
-        # card (the build re-renders it only when the report or the recipe changed).
-        write_card(out_dir, recipe=recipe)
     return {t: [out_dir / f for f in fs] for t, fs in files.items()}
 
 
@@ -288,11 +235,11 @@ def write_llamafactory(out_dir: Path, prefix: str | None = None) -> Path:
     """
     prefix = prefix or out_dir.resolve().name
     info: dict[str, Any] = {}
-    if table_files(out_dir, "sft"):
-        info[f"{prefix}_sft"] = {"file_name": "data/sft", "formatting": "sharegpt",
+    if set_files(out_dir, "sft"):
+        info[f"{prefix}_sft"] = {"file_name": set_dir(out_dir, "sft").relative_to(out_dir).as_posix(), "formatting": "sharegpt",
                                  "columns": {"messages": "messages"}, "tags": _LF_TAGS}
-    dpo_files = table_files(out_dir, "dpo")
-    lf_dir = out_dir / "llamafactory" / "dpo"
+    dpo_files = set_files(out_dir, "dpo")
+    lf_dir = out_dir / LLAMAFACTORY_DIR / "dpo"
     if lf_dir.exists():
         shutil.rmtree(lf_dir)
     if dpo_files:
@@ -301,85 +248,9 @@ def write_llamafactory(out_dir: Path, prefix: str | None = None) -> Path:
             rejected=pl.col("rejected").list.first(), prompt_id="prompt_id")
         write_parquet(df, lf_dir / "train-00000-of-00001.parquet")
         info[f"{prefix}_dpo"] = {
-            "file_name": "llamafactory/dpo", "formatting": "sharegpt", "ranking": True,
+            "file_name": f"{LLAMAFACTORY_DIR}/dpo", "formatting": "sharegpt", "ranking": True,
             "columns": {"messages": "prompt", "chosen": "chosen", "rejected": "rejected"},
             "tags": _LF_TAGS}
-    path = out_dir / "dataset_info.json"
+    path = out_dir / LLAMAFACTORY_INFO
     atomic_write_text(json.dumps(info, indent=2) + "\n", path)
     return path
-
-
-# ----------------------------------------------------------------------- re-export a folder
-
-
-def relayout(out_dir: Path) -> list[str]:
-    """Move a pre-Hub export (``OUT/sft/``, ``OUT/dpo/``) into ``OUT/data/``; returns the
-    tables moved.  Files are rewritten with plain Arrow types and the old ones removed."""
-    moved = []
-    files: dict[str, list[str]] = {}
-    sources: dict[str, str] = {}
-    for t in TABLES:
-        new = sorted((out_dir / "data" / t).glob("*.parquet"))
-        old = sorted((out_dir / t).glob("train-*.parquet"))
-        if old and not new:
-            df = pl.read_parquet(old)
-            files[t] = _write_table(df, out_dir, t, max(1, -(-df.height // len(old))))
-            for f in old:
-                f.unlink()
-            try:
-                (out_dir / t).rmdir()
-            except OSError:
-                pass
-            moved.append(t)
-        else:
-            files[t] = [f.relative_to(out_dir).as_posix() for f in new]
-        for f in table_files(out_dir, t):
-            sources.update(pl.read_parquet(f, columns=["source", "source_dataset"]).unique().rows())
-    marker = out_dir / MARKER
-    if moved or not marker.exists():
-        atomic_write_text(json.dumps({"key": None, "files": {t: f for t, f in files.items() if f},
-                                      "sources": dict(sorted(sources.items()))}, indent=1),
-                          marker)
-    return moved
-
-
-def export_folder(out_dir: Path, formats: Iterable[str] = ("hf",)) -> None:
-    """Bring a built ``OUT`` up to date without rebuilding: Hub layout, card, extra formats."""
-    from .card import write_card
-
-    if not any(table_files(out_dir, t) for t in TABLES):
-        raise ValueError(f"{out_dir}: no sft/dpo/wrpo parquet files (data/NAME/ or NAME/)")
-    relayout(out_dir)
-    if "llamafactory" in formats:
-        write_llamafactory(out_dir)
-    write_card(out_dir)
-
-
-def _export_cli() -> Any:
-    import click
-
-    @click.command("export")
-    @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
-    @click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
-                  default=("hf",), show_default=True,
-                  help="hf: the Hub dataset layout and card (always); llamafactory: also "
-                       "dataset_info.json (+ DPO in LLaMA-Factory's pairwise shape).")
-    def export_cmd(out: Path, formats: tuple[str, ...]) -> None:
-        """Refresh a built OUT folder for publishing, without rebuilding.
-
-        Moves an old-layout export (OUT/sft, OUT/dpo) to OUT/data/, re-renders the
-        dataset card OUT/README.md (it picks up OUT/report.json from `fusedata report`)
-        and, with --format llamafactory, writes OUT/dataset_info.json.
-        """
-        try:
-            export_folder(out, formats)
-        except ValueError as e:
-            raise click.ClickException(str(e)) from None
-        click.echo(f"{out}: card {out / 'README.md'}"
-                   + (f", LLaMA-Factory {out / 'dataset_info.json'}"
-                      if "llamafactory" in formats else ""))
-
-    return export_cmd
-
-
-export_command = _export_cli()

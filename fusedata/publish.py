@@ -32,19 +32,30 @@ from pathlib import Path
 
 import click
 
-from .export import MARKER, TABLES
+from .layout import (
+    CARD,
+    DATA_DIR,
+    DROPS,
+    LLAMAFACTORY_DIR,
+    LLAMAFACTORY_INFO,
+    MARKER,
+    PLOT_DIR,
+    REPORT_JSON,
+    REPORT_MD,
+    exported_sets,
+)
 
 log = logging.getLogger("fusedata")
 
 #: what a push uploads (fnmatch patterns relative to OUT; ``*`` crosses folders).  Not
 #: ``recipe.json``: it holds absolute local paths; the card embeds the recipe with them
 #: shortened to ``<local>/NAME``.
-PUBLISHED = ["README.md", "data/*", "drops.parquet", "report.json", "report.md", "report/*",
-             "dataset_info.json", "llamafactory/*", MARKER]
+PUBLISHED = [CARD, f"{DATA_DIR}/*", DROPS, REPORT_JSON, REPORT_MD, f"{PLOT_DIR}/*",
+             LLAMAFACTORY_INFO, f"{LLAMAFACTORY_DIR}/*", MARKER]
 #: text files checked for local paths before they are published
 _TEXT = (".md", ".json", ".txt", ".yaml", ".yml")
 #: remote files a push may replace or delete (stale shards of an earlier export)
-MANAGED = ["data/*", "llamafactory/*"]
+MANAGED = [f"{DATA_DIR}/*", f"{LLAMAFACTORY_DIR}/*"]
 
 
 class PushError(click.ClickException):
@@ -93,12 +104,9 @@ def check_out_dir(out: Path) -> list[str]:
     """The files a push would upload; errors when ``out`` is not a Hub-layout export."""
     if not out.is_dir():
         raise PushError(f"{out}: no such folder")
-    if not any(next((out / "data" / t).glob("*.parquet"), None) for t in TABLES):
-        legacy = [t for t in TABLES if (out / t).is_dir()]
-        hint = (f" (it has the old layout {', '.join(legacy)}/: run `fusedata export {out}` "
-                "to lay it out for the Hub)" if legacy else "")
+    if not exported_sets(out):
         raise PushError(f"{out}: no data/sft, data/dpo or data/wrpo parquet files: not a "
-                        f"fusedata export{hint}")
+                        "fusedata export")
     return _published_files(out)
 
 
@@ -168,9 +176,12 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False,
         raise PushError(f"--repo {repo_id!r}: not a valid repository id: {e}") from None
     check_out_dir(out)
     if (out / MARKER).exists():
-        write_card(out)
+        try:
+            write_card(out)
+        except ValueError as e:  # a report.json fusedata did not write
+            raise PushError(str(e)) from None
     files, withheld = withhold_local_paths(out, _published_files(out))
-    if "README.md" in withheld:
+    if CARD in withheld:
         raise PushError(f"{out}/README.md names the local folder {out.resolve().parent}: "
                         "edit it (or re-run `fusedata export OUT`) before publishing")
     for rel in withheld:

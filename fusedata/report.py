@@ -5,15 +5,32 @@ DPO, category) and adds what a data builder needs to trust the numbers: WRPO
 triplets, dropped prompts by split and reason, unusable responses by model and
 reason, each source model's share of SFT picks and DPO pairs, and histograms of
 DPO/WRPO margins and response lengths (PNG files under ``OUT/report/``, linked
-from the markdown).
+from the markdown).  This is the one place the composition table is computed: the
+dataset card (:mod:`fusedata.card`) renders it from ``report.json``.
 
-It reads only the exported files (``OUT/data/{sft,dpo,wrpo}/*.parquet``, or
-the older ``OUT/{sft,dpo,wrpo}/*.parquet``) and ``OUT/drops.parquet``, so
+It reads only the exported files (located through :mod:`fusedata.layout`), so
 ``fusedata report OUT`` regenerates it for any finished build.  Per-source
 totals come from the selection's accounting rule: every prompt is in the SFT
 set, in the DPO set, or in ``drops`` with split ``sft``/``dpo`` (see
 :mod:`fusedata.select`), so total = distinct prompt ids over those three.
 Lengths are in characters (no tokenizer is needed to read a report).
+
+``report.json`` schema (version :data:`SCHEMA_VERSION`; every key always present)::
+
+    schema_version    int
+    out               str   the output folder as given
+    composition       list of {source, source_dataset, total, sft, dpo, wrpo, dropped,
+                      category}, sorted by category then source; ints are counts
+                      (total = distinct prompts, dropped = prompts without a record)
+    totals            {total, sft, dpo, wrpo, dropped}: sums over ``composition``
+    empty             sets the export made without records (no files, no config)
+    drop_reasons      list of {split, reason, count}  (prompt drops and WRPO drops)
+    response_drops    list of {model, reason, count}  (unusable responses)
+    sft_by_model, dpo_by_model, wrpo_by_source_model
+                      list of {model, count, share}  (share of the set, 4 decimals)
+    margins           {dpo|wrpo: summary}; lengths {"SET COLUMN": summary}, where a
+                      summary is {count} or {count, min, median, mean, max}
+    plots             {margins|lengths: path relative to OUT} for the PNGs drawn
 """
 
 from __future__ import annotations
@@ -26,26 +43,29 @@ import click
 import polars as pl
 
 from .engine import atomic_write_text
+from .layout import (
+    DROPS,
+    PLOT_DIR,
+    REPORT_JSON,
+    REPORT_MD,
+    TABLES,
+    public_path,
+    read_marker,
+    set_files,
+)
 
-TABLES = ("sft", "dpo", "wrpo")
+SCHEMA_VERSION = 1
 CATEGORY_NAMES = {"instruction": "Instruction following", "math": "Mathematics",
                   "code": "Coding", "chinese": "Chinese Language"}
-PLOT_DIR = "report"
-
-
-def output_files(out: Path, name: str) -> list[Path]:
-    """The parquet files of one exported set; ``data/NAME`` (publish layout) first."""
-    files = sorted((out / "data" / name).glob("*.parquet"))
-    return files or sorted((out / name).glob("*.parquet"))
 
 
 def read_outputs(out: Path) -> dict[str, pl.DataFrame | None]:
     """``sft``/``dpo``/``wrpo``/``drops`` of OUT (None where a set was not written)."""
     res: dict[str, pl.DataFrame | None] = {}
     for name in TABLES:
-        files = output_files(out, name)
+        files = set_files(out, name)
         res[name] = pl.read_parquet(files) if files else None
-    drops = out / "drops.parquet"
+    drops = out / DROPS
     res["drops"] = pl.read_parquet(drops) if drops.exists() else None
     return res
 
@@ -77,7 +97,7 @@ def compute(out: Path) -> dict[str, Any]:
     t = read_outputs(out)
     if all(t[n] is None for n in TABLES):
         raise FileNotFoundError(f"{out}: no exported sft/dpo/wrpo parquet files "
-                                "(looked in data/NAME/ and NAME/)")
+                                "(looked in data/NAME/)")
     empty = pl.DataFrame(schema={"prompt_id": pl.String, "source": pl.String,
                                  "category": pl.String, "source_dataset": pl.String})
     sets = {n: (t[n] if t[n] is not None else empty) for n in TABLES}
@@ -90,7 +110,11 @@ def compute(out: Path) -> dict[str, Any]:
     accounted = pl.concat([sets["sft"].select("prompt_id", *keys),
                            sets["dpo"].select("prompt_id", *keys),
                            prompt_drops.select("prompt_id", *keys)]).unique("prompt_id")
-    names = pl.concat([sets[n].select("source", "source_dataset") for n in TABLES]
+    marker = read_marker(out)
+    # the marker knows every source's dataset, also of a source whose prompts all dropped
+    known = pl.DataFrame(list(marker.get("sources", {}).items()),
+                         schema={"source": pl.String, "source_dataset": pl.String}, orient="row")
+    names = pl.concat([known, *(sets[n].select("source", "source_dataset") for n in TABLES)]
                       ).unique("source", keep="first")
     per = [accounted.group_by(keys).agg(total=pl.len())]
     for n in TABLES:
@@ -102,7 +126,8 @@ def compute(out: Path) -> dict[str, Any]:
     comp = (comp.join(names, on="source", how="left")
             .with_columns(pl.col("total", *TABLES, "dropped").fill_null(0))
             .sort("category", "source"))
-    composition = [{"source": r["source"], "source_dataset": r["source_dataset"],
+    composition = [{"source": r["source"],
+                    "source_dataset": public_path(r["source_dataset"] or ""),
                     "total": r["total"],
                     "sft": r["sft"], "dpo": r["dpo"], "wrpo": r["wrpo"],
                     "dropped": r["dropped"], "category": r["category"]}
@@ -134,9 +159,11 @@ def compute(out: Path) -> dict[str, Any]:
                 pl.col("chosen").list.get(i, null_on_oob=True).struct.field("content")
                 .str.len_chars()).to_series()
     return {
+        "schema_version": SCHEMA_VERSION,
         "out": str(out),
         "composition": composition,
         "totals": totals,
+        "empty": list(marker.get("empty", [])),
         "drop_reasons": [{"split": s, "reason": r, "count": c} for s, r, c in reasons.iter_rows()],
         "response_drops": [{"model": m, "reason": r, "count": c} for m, r, c in resp.iter_rows()],
         "sft_by_model": _counts(sets["sft"], "source_model"),
@@ -257,6 +284,21 @@ def render_markdown(rep: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_report(out: Path) -> dict[str, Any] | None:
+    """``OUT/report.json`` as written by :func:`write_report`; None when absent.
+
+    A file of another schema version is an error (re-run ``fusedata report OUT``), not
+    something to guess the shape of."""
+    p = Path(out) / REPORT_JSON
+    if not p.exists():
+        return None
+    rep = json.loads(p.read_text(encoding="utf-8"))
+    if not isinstance(rep, dict) or rep.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{p}: not a report.json of schema version {SCHEMA_VERSION}; "
+                         f"run `fusedata report {out}` to rewrite it")
+    return rep
+
+
 def write_report(out: Path) -> dict[str, Any]:
     """Compute the report of OUT and write report.json, report.md and the PNG plots."""
     out = Path(out)
@@ -269,8 +311,8 @@ def write_report(out: Path) -> dict[str, Any]:
     if _plot(series["lengths"], "Response length", "characters", out / PLOT_DIR / "lengths.png"):
         plots["lengths"] = f"{PLOT_DIR}/lengths.png"
     rep["plots"] = plots
-    atomic_write_text(json.dumps(rep, indent=1, ensure_ascii=False), out / "report.json")
-    atomic_write_text(render_markdown(rep), out / "report.md")
+    atomic_write_text(json.dumps(rep, indent=1, ensure_ascii=False), out / REPORT_JSON)
+    atomic_write_text(render_markdown(rep), out / REPORT_MD)
     return rep
 
 
@@ -288,4 +330,4 @@ def report(out: str) -> None:
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
     click.echo(render_markdown(rep).split("\n## Dropped prompts")[0].rstrip())
-    click.echo(f"\nwrote {Path(out) / 'report.md'} and {Path(out) / 'report.json'}")
+    click.echo(f"\nwrote {Path(out) / REPORT_MD} and {Path(out) / REPORT_JSON}")

@@ -1,7 +1,8 @@
 """Export to the Hub dataset layout, the dataset card, `fusedata export`, LLaMA-Factory files.
 
 Most tests feed hand-made selection tables to :func:`fusedata.export.export` (no models),
-so every agreed column, the WRPO set and the composition numbers are checked exactly.
+then write the report and the card as the build does, so every agreed column, the WRPO
+set and the composition numbers are checked exactly.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from fusedata.card import write_card
 from fusedata.cli import cli
 from fusedata.engine import Dataset
 from fusedata.export import build_tables, export
+from fusedata.report import write_report
 
 SFT_COLS = ["messages", "prompt_id", "prompt_text", "score", "source_model", "category", "source",
             "source_dataset"]
@@ -81,12 +84,17 @@ def _datasets(tmp: Path, tables: dict[str, pl.DataFrame]) -> dict[str, Dataset]:
     return out
 
 
-def _export(tmp: Path, sel=None, **kw) -> tuple[Path, dict[str, list[Path]]]:
+def _export(tmp: Path, sel=None, recipe=None, card: bool = True, report: bool = True
+            ) -> tuple[Path, dict[str, list[Path]]]:
+    """Export, then (as the build does) the report and the card rendered from it; with
+    ``report=False`` the card renders a report computed in memory (no report files)."""
     sel = sel if sel is not None else _selection()
     pf = tmp / "prompts.parquet"
     _prompts().write_parquet(pf)
     out = tmp / "out"
-    files = export(_datasets(tmp, sel), Dataset((pf,), "prompts"), out, **kw)
+    files = export(_datasets(tmp, sel), Dataset((pf,), "prompts"), out)
+    if card:
+        write_card(out, recipe=recipe, report=write_report(out) if report else None)
     return out, files
 
 
@@ -159,35 +167,55 @@ def test_card_front_matter_and_composition(tmp_path):
     assert [(c["config_name"], c["data_files"]) for c in meta["configs"]] == [
         (t, [{"split": "train", "path": f"data/{t}/train-*"}]) for t in ("sft", "dpo", "wrpo")]
     info = {i["config_name"]: i for i in meta["dataset_info"]}
+    assert sorted(info) == ["dpo", "sft", "wrpo"]
     assert [f["name"] for f in info["dpo"]["features"]] == DPO_COLS
     assert info["sft"]["features"][0] == {"name": "messages", "list": [
         {"name": "role", "dtype": "string"}, {"name": "content", "dtype": "string"}]}
     assert info["wrpo"]["splits"][0]["num_examples"] == 1
     text = (out / "README.md").read_text()
-    # composition: every prompt is in sft, dpo or drops (sft/dpo split)
-    assert "| om | nvidia/OpenMathInstruct-2 | math | 4 | 1 | 1 | 0 | 2 |" in text
-    assert "| uf | openbmb/UltraFeedback | instruction | 6 | 2 | 2 | 1 | 2 |" in text
-    assert "| total |  |  | 10 | 3 | 3 | 1 | 4 |" in text
+    # composition (report.json's table): every prompt is in sft, dpo or drops (sft/dpo split)
+    assert ("| source | source_dataset | total | sft | dpo | wrpo | dropped | category |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            "| uf | openbmb/UltraFeedback | 6 | 2 | 2 | 1 | 2 | instruction |\n"
+            "| om | nvidia/OpenMathInstruct-2 | 4 | 1 | 1 | 0 | 2 | math |\n"
+            "| total |  | 10 | 3 | 3 | 1 | 4 |  |\n") in text
     assert "| b | source | vllm | org/model-b | 4 |" in text  # sft 1 + dpo 2 + wrpo 1
     assert "/home/u" not in text and "<local>/a" in text  # no local paths published
     assert "RLHFlow/ArmoRM-Llama3-8B-v0.1" in text
     assert "```yaml\nname: my-build" in text
 
 
-def test_card_uses_report_json_when_present(tmp_path):
+def test_export_writes_data_files_only(tmp_path):
+    out, _ = _export(tmp_path, card=False)
+    assert not (out / "README.md").exists() and not (out / "report.json").exists()
+
+
+def test_report_json_schema_and_card_renders_from_it(tmp_path):
     out, _ = _export(tmp_path)
-    report = {"out": str(out),
-              "composition": [{"source": "uf", "category": "instruction", "prompts": 6,
-                               "sft": 2, "dpo": 2, "kept_pct": 66.7}],
-              "totals": {"prompts": 6, "sft": 2, "dpo": 2}}
-    (out / "report.json").write_text(json.dumps(report))
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["schema_version"] == 1
+    assert set(rep) == {"schema_version", "out", "composition", "totals", "empty",
+                        "drop_reasons", "response_drops", "sft_by_model", "dpo_by_model",
+                        "wrpo_by_source_model", "margins", "lengths", "plots"}
+    assert [list(r) for r in rep["composition"]] == [
+        ["source", "source_dataset", "total", "sft", "dpo", "wrpo", "dropped", "category"]] * 2
+    assert rep["totals"] == {"total": 10, "sft": 3, "dpo": 3, "wrpo": 1, "dropped": 4}
+    # the card takes the table from report.json, it does not compute its own
+    rep["composition"][0]["sft"] = 999
+    (out / "report.json").write_text(json.dumps(rep))
     res = CliRunner().invoke(cli, ["export", str(out)])
     assert res.exit_code == 0, res.output
-    text = (out / "README.md").read_text()
-    assert "From `report.json`" in text
-    assert "| source | category | prompts | sft | dpo | kept_pct |" in text
-    assert "| uf | instruction | 6 | 2 | 2 | 66.7 |" in text
-    assert "| total |  | 6 | 2 | 2 |  |" in text
+    assert "| uf | openbmb/UltraFeedback | 6 | 999 | 2 | 1 | 2 | instruction |" in (
+        out / "README.md").read_text()
+
+
+def test_report_json_of_another_shape_is_an_error(tmp_path):
+    out, _ = _export(tmp_path)
+    (out / "report.json").write_text(json.dumps({"composition": [
+        {"source": "uf", "category": "instruction", "prompts": 6, "kept_pct": 66.7}]}))
+    res = CliRunner().invoke(cli, ["export", str(out)])
+    assert res.exit_code != 0 and "schema version 1" in res.output
+    assert "fusedata report" in res.output
 
 
 def test_reexport_is_idempotent_and_empty_wrpo_is_not_written(tmp_path):
@@ -196,7 +224,7 @@ def test_reexport_is_idempotent_and_empty_wrpo_is_not_written(tmp_path):
     card = (out / "README.md").stat().st_mtime_ns
     _, again = _export(tmp_path)
     assert {f: f.stat().st_mtime_ns for fs in again.values() for f in fs} == mtimes
-    assert (out / "README.md").stat().st_mtime_ns == card
+    assert (out / "README.md").stat().st_mtime_ns == card  # same text: not rewritten
     # the selection changes and has no WRPO triplets: the old WRPO files go away
     sel = _selection()
     sel["wrpo"] = sel["wrpo"].clear()
@@ -214,20 +242,17 @@ def test_unknown_prompt_id_is_an_error(tmp_path):
         build_tables(sel, _prompts())
 
 
-def test_legacy_layout_is_moved_and_inspect_counts_once(tmp_path):
+def test_only_the_hub_layout_is_read_so_nothing_is_counted_twice(tmp_path):
     out, files = _export(tmp_path)
-    # make it look like a foundation-era export: OUT/sft, OUT/dpo, no card
-    for t in ("sft", "dpo"):
-        (out / t).mkdir()
-        files[t][0].rename(out / t / files[t][0].name)
-    (out / "README.md").unlink()
-    res = CliRunner().invoke(cli, ["export", str(out)])
-    assert res.exit_code == 0, res.output
-    assert not (out / "sft").exists() and not (out / "dpo").exists()
-    assert pl.read_parquet(out / "data" / "dpo").height == 3
-    assert [c["config_name"] for c in _front_matter(out)["configs"]] == ["sft", "dpo", "wrpo"]
+    # a stray copy in the pre-Hub layout (OUT/sft/) is not a set: not counted, not a config
+    (out / "sft").mkdir()
+    (out / "sft" / files["sft"][0].name).write_bytes(files["sft"][0].read_bytes())
     ins = CliRunner().invoke(cli, ["inspect", str(out)])
     assert ins.exit_code == 0 and "SFT: 3 records" in ins.output and "DPO: 3 records" in ins.output
+    assert write_report(out)["totals"]["sft"] == 3
+    res = CliRunner().invoke(cli, ["export", str(out)])
+    assert res.exit_code == 0, res.output
+    assert [c["config_name"] for c in _front_matter(out)["configs"]] == ["sft", "dpo", "wrpo"]
 
 
 def test_llamafactory_dataset_info(tmp_path):

@@ -22,15 +22,20 @@ from fusedata.recipe import load_recipe
 from .conftest import demo_recipe_dict, write_recipe
 
 
-@pytest.fixture(scope="module")
-def built(tiny_models, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("trl")
-    d = demo_recipe_dict(tiny_models, tmp / "out")
+def wrpo_recipe_dict(tiny_models, out) -> dict:
+    """The demo recipe plus a target model, so selection makes WRPO triplets."""
+    d = demo_recipe_dict(tiny_models, out)
     d["models"].append({"name": "target", "role": "target", "path": str(tiny_models["target"]),
                         "sampling": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 24,
                                      "seed": 3},
                         "samples": {"default": 4}, "batch_size": 32})
-    rec = write_recipe(tmp / "r.yaml", d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def built(tiny_models, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trl")
+    rec = write_recipe(tmp / "r.yaml", wrpo_recipe_dict(tiny_models, tmp / "out"))
     res = build(load_recipe(rec), rec, progress=False)
     return tmp, res
 

@@ -2,7 +2,7 @@
 
 Covers the call sequence, the uploaded repository (loads with ``datasets``), stale-shard
 deletion, branches, an interrupted upload resumed by re-running the command, the error
-messages (missing/rejected token, no permission, name clash, bad id, old layout), and
+messages (missing/rejected token, no permission, name clash, bad id, no export), and
 that the token appears in no captured output, log record or written file.
 """
 
@@ -23,9 +23,16 @@ from click.testing import CliRunner
 
 from fusedata.cli import cli
 from fusedata.publish import _published_files
+from fusedata.report import compute
 
 from .fake_hub import HANG, FakeHub
-from .test_export import _export, _selection
+from .test_export import _export as _export_with_report
+from .test_export import _selection
+
+
+def _export(tmp: Path, sel=None):
+    """An export with its card, no report files (tests add them where they need them)."""
+    return _export_with_report(tmp, sel=sel, report=False)
 
 
 @pytest.fixture
@@ -82,7 +89,10 @@ def test_push_creates_repo_uploads_and_result_loads(hub, tmp_path):
     (out / "recipe.json").write_text(json.dumps({"name": "demo", "models": [
         {"name": "a", "path": str(tmp_path / "m")}]}))
     # a report as `fusedata report` writes it: it records the absolute OUT path
-    (out / "report.json").write_text(json.dumps({"out": str(out), "composition": []}))
+    rep = compute(out)
+    rep.pop("_series")
+    (out / "report.json").write_text(json.dumps({**rep, "plots": {
+        "margins": "report/margins.png"}}))
     (out / "report").mkdir()
     (out / "report" / "margins.png").write_bytes(b"\x89PNG")
     res = _push(str(out), "--repo", "fuse/demo", "--private")
@@ -228,11 +238,11 @@ def test_error_messages(hub, token, tmp_path, monkeypatch):
     assert forced.exit_code == 0, forced.output
     assert hub.files("fuse/taken")["weights.bin"] == b"\x00"  # outside data/: kept
 
-    legacy = tmp_path / "legacy"
+    legacy = tmp_path / "legacy"  # the pre-Hub layout (OUT/sft/) is not an export
     (legacy / "sft").mkdir(parents=True)
     (legacy / "sft" / "train-00000-of-00001.parquet").write_bytes(b"x")
     old = _push(str(legacy), "--repo", "fuse/demo")
-    assert old.exit_code != 0 and f"run `fusedata export {legacy}`" in old.output
+    assert old.exit_code != 0 and "not a fusedata export" in old.output
 
     monkeypatch.setenv("HF_TOKEN", "hf_wrong")
     wrong = _push(str(out), "--repo", "fuse/demo")
@@ -283,3 +293,10 @@ def test_token_never_printed_logged_or_written(hub, token, tmp_path, capfd, capl
             assert token.encode() not in f.read_bytes(), f
     for data in hub.files("fuse/demo").values():
         assert token.encode() not in data
+
+
+def test_a_report_json_of_another_shape_stops_the_push_before_any_upload(tmp_path):
+    out, _ = _export(tmp_path)
+    (out / "report.json").write_text(json.dumps({"composition": [], "kept_pct": 1}))
+    res = _push(str(out), "--repo", "fuse/demo")
+    assert res.exit_code != 0 and "not a report.json of schema version 1" in res.output

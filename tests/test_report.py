@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import polars as pl
-import pytest
 from click.testing import CliRunner
 
 from fusedata.cli import cli
 from fusedata.export import build_tables
+from fusedata.layout import set_dir
 from fusedata.recipe import Selection
 from fusedata.report import write_report
 from fusedata.select import select_tables
@@ -26,7 +26,7 @@ CFG = Selection(split={"instruction": {"sft": 0.4},
                        "code": {"mode": "pair_first", "dpo_share": 0.3}})
 
 
-def _export(out: Path, layout: str, target: bool = False):
+def _export(out: Path, target: bool = False):
     resp, meta = bench.make_data(300, seed=1, n_models=3, target=target)
     # 5 prompts nobody answered: they must still count in the totals
     extra = pl.DataFrame({"prompt_id": [f"zz{i}" for i in range(5)],
@@ -39,32 +39,16 @@ def _export(out: Path, layout: str, target: bool = False):
             {"ultrafeedback": "openbmb/UltraFeedback", "openmath": "nvidia/OpenMathInstruct-2",
              "leetcode": "/data/leetcode.jsonl"}))
     sel = select_tables(resp, meta, CFG)
-    tables = build_tables(sel, prompts)
-    if target:
-        w = sel["wrpo"].join(prompts.select("prompt_id", "messages", "source_dataset"),
-                             on="prompt_id")
-
-        def one(c):
-            return pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(c)))
-
-        tables["wrpo"] = w.select(
-            "prompt_id", prompt="messages", chosen_source=one("chosen_source"),
-            chosen_target=one("chosen_target"), rejected=one("rejected"),
-            score_chosen_source="score_chosen_source",
-            score_chosen_target="score_chosen_target", score_rejected="score_rejected",
-            margin="margin", source_model="chosen_source_model", target_model="target_model",
-            category="category", source="source", source_dataset="source_dataset")
-    for name, df in tables.items():
-        folder = out / ("data" if layout == "data" else "") / name
-        folder.mkdir(parents=True)
-        df.write_parquet(folder / "train-00000-of-00001.parquet")
+    # export's own tables (WRPO in its published shape, chosen = [y_ws, y_wt])
+    for name, df in build_tables(sel, prompts).items():
+        set_dir(out, name).mkdir(parents=True)
+        df.write_parquet(set_dir(out, name) / "train-00000-of-00001.parquet")
     sel["drops"].write_parquet(out / "drops.parquet")
     return sel, meta
 
 
-@pytest.mark.parametrize("layout", ["data", "flat"])
-def test_report_counts_match_the_selection(tmp_path, layout):
-    sel, meta = _export(tmp_path, layout)
+def test_report_counts_match_the_selection(tmp_path):
+    sel, meta = _export(tmp_path)
     rep = write_report(tmp_path)
     comp = {r["source"]: r for r in rep["composition"]}
     totals = meta.group_by("source").len()
@@ -94,7 +78,7 @@ def test_report_counts_match_the_selection(tmp_path, layout):
 
 
 def test_report_with_wrpo_and_cli_regenerates(tmp_path):
-    sel, _ = _export(tmp_path, "data", target=True)
+    sel, _ = _export(tmp_path, target=True)
     assert sel["wrpo"].height > 0
     res = CliRunner().invoke(cli, ["report", str(tmp_path)])
     assert res.exit_code == 0, res.output

@@ -207,15 +207,35 @@ def test_wrpo_training_follows_schedule_and_lowers_loss(tiny_models, tmp_path):
     assert alphas == pytest.approx([0.0, 0.05, 0.1, 0.15])
 
 
-def test_presets_match_the_seed_tables():
+def _readme_presets() -> dict[str, tuple[float, float, float, bool]]:
+    """README's preset table (the paper's SFT/DPO tables as documented for users)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = text[text.index("| preset | SFT lr |"):].splitlines()
+    rows = {}
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        names, sft, dpo, beta, ln = (c.strip() for c in line.strip("|").split("|"))
+        for name in names.replace("(default)", "").split("/"):
+            rows[name.strip()] = (float(sft), float(dpo), float(beta), ln == "yes")
+    return rows
+
+
+def test_presets_are_the_documented_table_and_drive_the_configs(tmp_path):
+    from fusedata.train.dpo import dpo_config
+    from fusedata.train.sft import sft_config
+
+    # the code and the README's table (users pick presets from it) must not diverge
     assert {n: (p.sft_lr, p.dpo_lr, p.dpo_beta, p.length_normalize)
-            for n, p in P.PRESETS.items()} == {
-        "llama3.1-8b": (5e-6, 8e-7, 10.0, True),
-        "qwen2.5-7b": (2e-6, 3e-7, 0.01, False),
-        "gemma2-9b": (2e-6, 5e-7, 0.01, False),
-        "llama3.2-1b": (5e-6, 1e-6, 10.0, True),
-        "llama3.2-3b": (5e-6, 1e-6, 10.0, True),
-    }
+            for n, p in P.PRESETS.items()} == _readme_presets()
+    assert "llama3.1-8b (default)" in (Path(__file__).resolve().parents[1] / "README.md"
+                                       ).read_text() and P.DEFAULT_PRESET == "llama3.1-8b"
+    # each row reaches the trainer configs: lr, beta, and LN-DPO as TRL's sigmoid_norm
+    for name, p in P.PRESETS.items():
+        s = sft_config(str(tmp_path), n_rows=10, preset=name, bf16=False)
+        d = dpo_config(str(tmp_path), n_rows=10, preset=name, bf16=False)
+        assert (s.learning_rate, d.learning_rate, d.beta) == (p.sft_lr, p.dpo_lr, p.dpo_beta)
+        assert d.loss_type == (["sigmoid_norm"] if p.length_normalize else ["sigmoid"])
     with pytest.raises(ValueError, match="unknown preset"):
         P.get_preset("mistral")
 
@@ -253,19 +273,19 @@ def _write(folder: Path, df: pl.DataFrame) -> None:
     df.write_parquet(folder / "train-00000-of-00001.parquet")
 
 
-def test_find_and_load_sets_in_both_layouts(tmp_path):
+def test_find_and_load_sets_of_the_export_layout_only(tmp_path):
     sft = pl.DataFrame({"messages": [_msg("user", "hi") + _msg("assistant", "yo")],
                         "prompt": ["hi"], "score": [0.5]})
-    _write(tmp_path / "a" / "sft", sft)  # foundation layout
-    _write(tmp_path / "b" / "data" / "sft", sft.with_columns(score=pl.lit(0.9)))  # publish
-    _write(tmp_path / "b" / "sft", sft)
-    assert find_set(tmp_path / "a", "sft")[0].parent == tmp_path / "a" / "sft"
+    _write(tmp_path / "b" / "data" / "sft", sft)
+    _write(tmp_path / "a" / "sft", sft)  # the pre-Hub layout is not read
     assert find_set(tmp_path / "b", "sft")[0].parent == tmp_path / "b" / "data" / "sft"
-    ds = load_set(tmp_path / "a", "sft")
+    with pytest.raises(TrainDataError, match=r"no sft set \(looked for data/sft/\*.parquet\)"):
+        find_set(tmp_path / "a", "sft")
+    ds = load_set(tmp_path / "b", "sft")
     assert ds.column_names == ["messages"]  # the plain-text prompt column is left out
     assert ds[0]["messages"][1] == {"role": "assistant", "content": "yo"}
     with pytest.raises(TrainDataError, match="no dpo set"):
-        find_set(tmp_path / "a", "dpo")
+        find_set(tmp_path / "b", "dpo")
     _write(tmp_path / "c" / "data" / "wrpo", pl.DataFrame({"prompt": [_msg("user", "x")]}))
     with pytest.raises(TrainDataError, match="lacks column.*chosen, rejected"):
         load_set(tmp_path / "c", "wrpo")

@@ -1,17 +1,13 @@
 """The demo's output trains through `sft`, then `dpo --length-normalize`, then `wrpo` on CPU.
 
-The WRPO table is written here in the published WRPO shape (``prompt`` one user
-message, ``chosen`` = [y_ws, y_wt], ``rejected`` = [y_l], ``prompt_messages``) from
-the DPO set, with a different target answer per prompt, so the trainer is exercised
-on the real layout (``OUT/data/wrpo/``) while SFT/DPO come straight from a real build
-(tests/test_export_trl.py trains on a WRPO set a build selected).
+All three sets come straight from a real build: the demo recipe plus a target model,
+so selection itself makes the WRPO triplets the trainer reads from ``OUT/data/wrpo/``.
 """
 
 from __future__ import annotations
 
 import json
 
-import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -19,33 +15,19 @@ from fusedata.build import build
 from fusedata.cli import cli
 from fusedata.recipe import load_recipe
 
-from .conftest import demo_recipe_dict, write_recipe
+from .conftest import write_recipe
+from .test_export_trl import wrpo_recipe_dict
 
 pytest.importorskip("trl")
-
-
-def _assistant(expr: pl.Expr) -> pl.Expr:
-    return pl.concat_list(pl.struct(role=pl.lit("assistant"), content=expr))
 
 
 @pytest.fixture(scope="module")
 def demo_out(tiny_models, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train_e2e")
     out = tmp / "out"
-    rec = write_recipe(tmp / "r.yaml", demo_recipe_dict(tiny_models, out))
+    rec = write_recipe(tmp / "r.yaml", wrpo_recipe_dict(tiny_models, out))
     res = build(load_recipe(rec), rec, progress=False)
-    assert res.files["sft"] and res.files["dpo"]
-    dpo = pl.read_parquet(res.files["dpo"])
-    chosen = pl.col("chosen").list.first().struct.field("content")
-    wrpo = dpo.select(
-        "prompt_id", prompt=pl.col("prompt").list.last(),
-        chosen=pl.concat_list("chosen", _assistant(chosen.str.reverse())),
-        rejected="rejected", prompt_messages="prompt", score_chosen_source="score_chosen",
-        score_chosen_target="score_chosen", score_rejected="score_rejected", margin="margin",
-        source_model="source_model", target_model=pl.lit("target"), category="category",
-        source="source", source_dataset="source_dataset")
-    (out / "data" / "wrpo").mkdir(parents=True)
-    wrpo.write_parquet(out / "data" / "wrpo" / "train-00000-of-00001.parquet")
+    assert res.files["sft"] and res.files["dpo"] and res.files["wrpo"]
     return out
 
 

@@ -65,10 +65,10 @@ def _entry(module: str, name: str) -> Callable:
 
 def _run(fn: Callable, out: str, kw: dict) -> None:
     """Shared body: logging, friendly errors, the final path."""
-    from ..cli import _setup_logging
+    from ..logs import setup_logging
     from .data import TrainDataError
 
-    _setup_logging(kw.pop("verbose"))
+    setup_logging(kw.pop("verbose"))
     model = kw.pop("model")
     output_dir = kw.pop("output_dir")
     chat_template = kw.pop("chat_template")
@@ -90,7 +90,7 @@ def train() -> None:
     fusedata train dpo  OUT --model OUT/checkpoints/sft --preset llama3.1-8b
     fusedata train wrpo OUT --model OUT/checkpoints/sft
 
-    Reads OUT/data/NAME/*.parquet (or OUT/NAME/*.parquet).  Schedules follow
+    Reads OUT/data/NAME/*.parquet.  Schedules follow
     FuseChat-3.0: cosine with warmup ratio 0.1, max length 2048, effective batch
     128, checkpoints every 100 steps keeping the last two.
     """

@@ -1,8 +1,7 @@
 """Locate and load the exported SFT / DPO / WRPO sets of a build output folder.
 
-Two layouts exist: the publish layout ``OUT/data/NAME/*.parquet`` and the
-foundation's ``OUT/NAME/*.parquet``; the first found wins.  Only the columns
-a trainer consumes are kept.
+The files are found through :mod:`fusedata.layout` (``OUT/data/NAME/*.parquet``).
+Only the columns a trainer consumes are kept.
 
 The WRPO set is published in WRPO's own shape (``prompt`` one user message,
 ``chosen`` = [y_ws, y_wt], ``rejected`` = [y_l], plus ``prompt_messages`` with all
@@ -16,6 +15,8 @@ written by WRPO's pipeline (no ``prompt_messages``) and fusedata's earlier
 from __future__ import annotations
 
 from pathlib import Path
+
+from ..layout import set_dir, set_files
 
 #: Columns each trainer reads, per set.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -32,18 +33,18 @@ class TrainDataError(ValueError):
 
 
 def find_set(out: str | Path, name: str) -> list[Path]:
-    """Parquet files of set ``name`` under ``out`` (``data/NAME/`` first, else ``NAME/``)."""
+    """Parquet files of set ``name`` under ``out``."""
     if name not in COLUMNS:
         raise TrainDataError(f"unknown set {name!r}; expected one of {', '.join(COLUMNS)}")
     root = Path(out)
     if not root.is_dir():
         raise TrainDataError(f"{root}: output folder not found")
-    for pattern in (f"data/{name}/*.parquet", f"{name}/*.parquet"):
-        files = sorted(root.glob(pattern))
-        if files:
-            return files
-    raise TrainDataError(f"{root}: no {name} set (looked for data/{name}/*.parquet and "
-                         f"{name}/*.parquet); was it built and exported?")
+    files = set_files(root, name)
+    if files:
+        return files
+    raise TrainDataError(f"{root}: no {name} set (looked for "
+                         f"{set_dir(root, name).relative_to(root)}/*.parquet); was it built "
+                         "and exported?")
 
 
 def load_set(out: str | Path, name: str, files: list[Path] | None = None):

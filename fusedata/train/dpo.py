@@ -12,15 +12,11 @@ training.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from . import presets as P
 from . import require_train
-from .data import load_set
-from .sft import finish, load_tokenizer
-
-log = logging.getLogger("fusedata")
+from .run import run_training
 
 
 def dpo_config(output_dir: str, *, n_rows: int, lr: float | None = None,
@@ -54,12 +50,10 @@ def train_dpo(out: str | Path, model: str, output_dir: str | Path | None = None,
     require_train()
     from trl import DPOTrainer
 
-    output_dir = Path(output_dir or Path(out) / "checkpoints" / "dpo")
-    ds = load_set(out, "dpo")
-    args = dpo_config(str(output_dir), n_rows=len(ds), **cfg)
-    log.info("DPO (%s): %d pairs, lr %g, beta %g, per-device batch %d x accumulation %d",
-             args.loss_type[0], len(ds), args.learning_rate, args.beta,
-             args.per_device_train_batch_size, args.gradient_accumulation_steps)
-    tok = load_tokenizer(model, chat_template)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
-    return finish(trainer, tok, output_dir, resume)
+    return run_training(
+        out, "dpo", model, output_dir, chat_template=chat_template, resume=resume,
+        make_config=lambda d, n: dpo_config(d, n_rows=n, **cfg), trainer_cls=DPOTrainer,
+        describe=lambda n, a: (
+            f"DPO ({a.loss_type[0]}): {n} pairs, lr {a.learning_rate:g}, beta {a.beta:g}, "
+            f"per-device batch {a.per_device_train_batch_size} x accumulation "
+            f"{a.gradient_accumulation_steps}"))

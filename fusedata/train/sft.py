@@ -9,47 +9,11 @@ own lacks them: TRL raises a clear error otherwise).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from . import presets as P
 from . import require_train
-from .data import load_set
-
-log = logging.getLogger("fusedata")
-
-
-def load_tokenizer(model: str, chat_template: str | None = None):
-    """The model's tokenizer, optionally with a chat template read from a file."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model)
-    if chat_template:
-        tok.chat_template = Path(chat_template).read_text()
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
-def finish(trainer, tok, output_dir: Path, resume: bool) -> Path:
-    """Train (resuming from the newest checkpoint in ``output_dir`` if asked), save model + tokenizer.
-
-    Checkpoints are written every ``save_steps``; ``resume`` picks up after the
-    last one, so a killed run loses at most ``save_steps`` steps.
-    """
-    ckpt = None
-    if resume:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        ckpt = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if ckpt:
-            log.info("resuming from %s", ckpt)
-        else:
-            log.info("no checkpoint in %s: starting from the beginning", output_dir)
-    trainer.train(resume_from_checkpoint=ckpt)
-    trainer.save_model(str(output_dir))
-    tok.save_pretrained(str(output_dir))
-    return output_dir
+from .run import run_training
 
 
 def sft_config(output_dir: str, *, n_rows: int, lr: float | None = None, preset: str | None = None,
@@ -78,12 +42,10 @@ def train_sft(out: str | Path, model: str, output_dir: str | Path | None = None,
     require_train()
     from trl import SFTTrainer
 
-    output_dir = Path(output_dir or Path(out) / "checkpoints" / "sft")
-    ds = load_set(out, "sft")
-    args = sft_config(str(output_dir), n_rows=len(ds), **cfg)
-    log.info("SFT: %d rows, lr %g, per-device batch %d x accumulation %d x %d process(es)",
-             len(ds), args.learning_rate, args.per_device_train_batch_size,
-             args.gradient_accumulation_steps, P.world_size())
-    tok = load_tokenizer(model, chat_template)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
-    return finish(trainer, tok, output_dir, resume)
+    return run_training(
+        out, "sft", model, output_dir, chat_template=chat_template, resume=resume,
+        make_config=lambda d, n: sft_config(d, n_rows=n, **cfg), trainer_cls=SFTTrainer,
+        describe=lambda n, a: (
+            f"SFT: {n} rows, lr {a.learning_rate:g}, per-device batch "
+            f"{a.per_device_train_batch_size} x accumulation {a.gradient_accumulation_steps} "
+            f"x {P.world_size()} process(es)"))

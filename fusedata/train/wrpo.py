@@ -284,20 +284,14 @@ def wrpo_config(output_dir: str, *, n_rows: int, lr: float | None = None,
 def train_wrpo(out, model: str, output_dir=None, *, chat_template: str | None = None,
                resume: bool = False, **cfg):
     """WRPO-train ``model`` (the SFT checkpoint) on ``OUT``'s WRPO triplets."""
-    from pathlib import Path
+    from .run import run_training
 
-    from .data import load_set
-    from .sft import finish, load_tokenizer
-
-    output_dir = Path(output_dir or Path(out) / "checkpoints" / "wrpo")
-    ds = load_set(out, "wrpo")
-    args = wrpo_config(str(output_dir), n_rows=len(ds), **cfg)
-    logging.getLogger("fusedata").info(
-        "WRPO: %d triplets, lr %g, beta %g, alpha %s to %g", len(ds), args.learning_rate,
-        args.beta, args.alpha_schedule, args.alpha_max)
-    tok = load_tokenizer(model, chat_template)
-    trainer = WRPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
-    return finish(trainer, tok, output_dir, resume)
+    return run_training(
+        out, "wrpo", model, output_dir, chat_template=chat_template, resume=resume,
+        make_config=lambda d, n: wrpo_config(d, n_rows=n, **cfg), trainer_cls=WRPOTrainer,
+        describe=lambda n, a: (
+            f"WRPO: {n} triplets, lr {a.learning_rate:g}, beta {a.beta:g}, alpha "
+            f"{a.alpha_schedule} to {a.alpha_max:g}"))
 
 
 __all__ = ["WRPOConfig", "WRPOTrainer", "DataCollatorForWRPO", "alpha_at", "wrpo_loss",
