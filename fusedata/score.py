@@ -408,12 +408,16 @@ class ScoreCache:
 class ScoreStage(Stage):
     name = "score"
     version = "2"
+    #: responses per shard unless the recipe says otherwise; larger than sample's
+    #: because a shard's responses are length-sorted into token-budget batches
+    shard_size = 256
 
-    def __init__(self, spec: RewardModelSpec, prompts: Dataset, shard_size: int = 256,
+    def __init__(self, spec: RewardModelSpec, prompts: Dataset, shard_size: int | None = None,
                  cache_dir: Path | None = None):
         self.spec = spec
         self.prompts = prompts
-        self.shard_size = shard_size
+        if shard_size is not None:
+            self.shard_size = shard_size
         self.scorer = RewardScorer(spec)
         self.cache_dir = cache_dir
         self.cache: ScoreCache | None = None
@@ -442,7 +446,7 @@ class ScoreStage(Stage):
             log.info("score: %d responses scored by the RM, %d from the score cache",
                      self.n_scored, self.n_cached)
 
-    def run(self, records: pl.DataFrame, rank: int, world_size: int) -> pl.DataFrame:
+    def run(self, records: pl.DataFrame, shard_index: int, n_shards: int) -> pl.DataFrame:
         if records.height == 0:
             return records.with_columns(
                 [pl.lit(None, dtype=t).alias(c) for c, t in SCORE_COLUMNS.items()])
