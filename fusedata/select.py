@@ -421,9 +421,9 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     Raises ValueError for a category outside instruction/math/code/chinese.
 
     The steps, each a function below: rank the usable responses; SFT candidates
-    (best eligible per prompt); DPO pairs (:func:`_pairs`); the split
+    (:func:`_sft_candidates`); DPO pairs (:func:`_pairs`); the split
     (:func:`_assign_split`); the SFT and DPO tables; WRPO triplets
-    (:func:`_wrpo_triplets`); drops (:func:`_all_drops`).
+    (:func:`_wrpo_triplets`); drops (:func:`_split_drops`, :func:`_all_drops`).
     """
     p, r = _prepare(responses, prompts_meta)
     r = _classify(r, cfg.failing_verdicts)
@@ -444,19 +444,8 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                   .sort(["pidx", "score", "response_id"], descending=[False, True, False]))
     ranked = ranked_all.filter(~pl.col("target"))
 
-    # --- SFT candidates: best eligible per prompt (optionally one model per rule)
     best_any = _best(ranked)
-    if (p["only"] != "").any():
-        only = p.select("pidx", "only")
-        allowed = (pl.col("only") == "") | (pl.col("model").cast(pl.String) == pl.col("only"))
-        sft_pool_src = (src.join(only, on="pidx", how="left", maintain_order="left")
-                        .filter(allowed))
-        best_sft = _best(ranked.join(only, on="pidx", how="left", maintain_order="left")
-                         .filter(allowed))
-        sft_stats = _stats(sft_pool_src)
-    else:
-        best_sft = best_any
-        sft_stats = None
+    best_sft, sft_stats = _sft_candidates(p, src, ranked, best_any)
     src_stats = _stats(src)
 
     # --- DPO pairs for prompts that may go to DPO
@@ -493,18 +482,8 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
         score_chosen=pl.col("c_score"), rejected_id=gr["r_id"], rejected=gr["r_text"],
         score_rejected=pl.col("score"), margin=pl.col("margin"))
 
-    # --- drops: one row per prompt without a record in its split
-    split_of = p.select("pidx", "split", "mode", "over")
-    sft_missing = _with_stats(_missing(split_of, "sft", sft_sel).join(meta, on="pidx"),
-                              sft_stats if sft_stats is not None else src_stats)
-    sft_drops = sft_missing.select("pidx", split=pl.lit("sft"), reason=_forced(
-        _base_reason(_VERIFIED).fill_null("no_eligible_response")))
-    dpo_missing = (_with_stats(_missing(split_of, "dpo", dpo_sel).join(meta, on="pidx"),
-                               src_stats)
-                   .join(extremes, on="pidx", how="left"))
-    dpo_drops = dpo_missing.select("pidx", split=pl.lit("dpo"), reason=_forced(pl.coalesce(
-        _base_reason(_VERIFIED), _pair_reason(_VERIFIED, lo, hi))))
-    frames = [sft_drops, dpo_drops]
+    frames = _split_drops(p, meta, sft_sel, dpo_sel, extremes,
+                          sft_stats if sft_stats is not None else src_stats, src_stats, lo, hi)
 
     wrpo = pl.DataFrame(schema={c: _wrpo_dtype(c) for c in WRPO_COLUMNS})
     if tgt.height:
@@ -519,6 +498,37 @@ def _best(frame: pl.DataFrame) -> pl.DataFrame:
     return (frame.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
             .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
                  s_score=pl.col("score").first(), s_h=pl.col("h").first()))
+
+
+def _sft_candidates(p: pl.DataFrame, src: pl.DataFrame, ranked: pl.DataFrame,
+                    best_any: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """SFT candidates (best eligible per prompt) and, if a rule names the only model
+    allowed to supply SFT, the response stats of that model's pool for drop reasons."""
+    if not (p["only"] != "").any():
+        return best_any, None
+    only = p.select("pidx", "only")
+    allowed = (pl.col("only") == "") | (pl.col("model").cast(pl.String) == pl.col("only"))
+    pool = src.join(only, on="pidx", how="left", maintain_order="left").filter(allowed)
+    best_sft = _best(ranked.join(only, on="pidx", how="left", maintain_order="left")
+                     .filter(allowed))
+    return best_sft, _stats(pool)
+
+
+def _split_drops(p: pl.DataFrame, meta: pl.DataFrame, sft_sel: pl.DataFrame,
+                 dpo_sel: pl.DataFrame, extremes: pl.DataFrame, sft_stats: pl.DataFrame,
+                 src_stats: pl.DataFrame, lo: float, hi: float) -> list[pl.DataFrame]:
+    """One drop row per prompt that got no SFT record / DPO pair in its split, with why."""
+    split_of = p.select("pidx", "split", "mode", "over")
+    sft_missing = _with_stats(_missing(split_of, "sft", sft_sel).join(meta, on="pidx"),
+                              sft_stats)
+    sft_drops = sft_missing.select("pidx", split=pl.lit("sft"), reason=_forced(
+        _base_reason(_VERIFIED).fill_null("no_eligible_response")))
+    dpo_missing = (_with_stats(_missing(split_of, "dpo", dpo_sel).join(meta, on="pidx"),
+                               src_stats)
+                   .join(extremes, on="pidx", how="left"))
+    dpo_drops = dpo_missing.select("pidx", split=pl.lit("dpo"), reason=_forced(pl.coalesce(
+        _base_reason(_VERIFIED), _pair_reason(_VERIFIED, lo, hi))))
+    return [sft_drops, dpo_drops]
 
 
 def _gather(text: pl.DataFrame, ri: pl.Series, prefix: str) -> dict[str, pl.Series]:
