@@ -75,7 +75,8 @@ def build(recipe: Recipe, recipe_path: Path, out: Path | None = None,
     work = (out_dir / ".work") if (out and not recipe.work_dir) else recipe.work_path(base)
     from .executors import get_executor
 
-    executor = get_executor(recipe.executor)
+    cfg = recipe.executor
+    executor = get_executor(cfg.type, cfg.address, cfg.resources)
     engine = Engine(work=work, progress=progress, executor=executor)
     try:
         return _run(recipe, base, out_dir, engine, stages, t0)

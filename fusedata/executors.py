@@ -25,8 +25,8 @@ The records are identical to a local run: shard boundaries depend only on the
 input and the shard size, and nothing is seeded from a shard's index or the
 worker that runs it (see :mod:`fusedata.engine`).
 
-This module imports no other fusedata module but the recipe schema, so the
-engine can depend on it without a cycle; it sees stages through :class:`ShardWork`.
+This module imports no other fusedata module, so the engine can depend on it
+without a cycle; it sees stages through :class:`ShardWork`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
-
-from .recipe import Executor as ExecutorConfig
 
 log = logging.getLogger("fusedata")
 
@@ -215,10 +213,11 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
 
-def get_executor(cfg: ExecutorConfig) -> Executor:
-    """The executor a recipe's ``executor`` section asks for."""
-    if cfg.type == "local":
+def get_executor(kind: str, address: str | None = None,
+                 resources: dict[str, dict[str, float]] | None = None) -> Executor:
+    """The executor a recipe's ``executor`` section asks for (``type``, ``address``, ``resources``)."""
+    if kind == "local":
         return LocalExecutor()
-    if cfg.type == "ray":
-        return RayExecutor(cfg.address, cfg.resources)
-    raise ValueError(f"executor.type: unknown executor {cfg.type!r}")
+    if kind == "ray":
+        return RayExecutor(address, resources)
+    raise ValueError(f"executor.type: unknown executor {kind!r}")
