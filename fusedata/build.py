@@ -41,6 +41,18 @@ def resolve(recipe: Recipe, base: Path) -> Recipe:
     return r
 
 
+def shard_size(recipe: Recipe, stage: str) -> int | None:
+    """The recipe's shard size for a map stage; None leaves the stage's own default.
+
+    ``executor.shard_size`` is one number for every map stage or a mapping per
+    stage (``{sample: 64, score: 256, verify: 512}``).
+    """
+    size = recipe.executor.shard_size
+    if isinstance(size, dict):
+        return size.get(stage)  # type: ignore[call-overload]
+    return size
+
+
 def prepare_demo(recipe: Recipe, base: Path) -> None:
     if not recipe.demo:
         return
@@ -63,9 +75,9 @@ def build(recipe: Recipe, recipe_path: Path, out: Path | None = None,
     work = (out_dir / ".work") if (out and not recipe.work_dir) else recipe.work_path(base)
     from .executors import get_executor
 
-    executor = get_executor(recipe.executor)
-    engine = Engine(work=work, shard_size=recipe.executor.shard_size, progress=progress,
-                    executor=executor)
+    cfg = recipe.executor
+    executor = get_executor(cfg.type, cfg.address, cfg.resources)
+    engine = Engine(work=work, progress=progress, executor=executor)
     try:
         return _run(recipe, base, out_dir, engine, stages, t0)
     finally:
@@ -94,16 +106,19 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
 
         for m in recipe.models:
             routed = engine.reduce(RoutePrompts(m), {"prompts": prompts}, label=m.name)["prompts"]
-            ds = engine.map(SampleStage(m, shard_size=recipe.executor.shard_size), routed,
+            ds = engine.map(SampleStage(m, shard_size=shard_size(recipe, "sample")), routed,
                             label=m.name).dataset
             if want("score"):
                 if recipe.reward_model is None:
                     raise ValueError("recipe has no reward_model: the score stage needs one")
                 ds = engine.map(ScoreStage(recipe.reward_model, prompts,
+                                           shard_size=shard_size(recipe, "score"),
                                            cache_dir=engine.work / "score_cache"),
                                 ds, m.name).dataset
             if want("verify"):
-                ds = engine.map(VerifyStage(recipe.verifiers, prompts), ds, m.name).dataset
+                ds = engine.map(VerifyStage(recipe.verifiers, prompts,
+                                            shard_size=shard_size(recipe, "verify")),
+                                ds, m.name).dataset
             per_model[m.name] = ds
     if want("select"):
         from .select import SelectStage

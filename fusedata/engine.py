@@ -7,16 +7,21 @@ and the keys of its inputs (a Merkle chain).  So:
 * a finished stage is found again by recomputing its key: a re-run does no work;
 * changing one model's sampling parameters changes only that model's sample key
   (and the keys downstream of it): other models stay cached;
-* inside a stage, records are cut into fixed shards (``executor.shard_size``
-  rows, in input order).  A shard is written to a temp file and renamed only
+* inside a stage, records are cut into fixed shards (the stage's
+  ``shard_size`` rows, in input order; the recipe sets it per stage through
+  ``executor.shard_size``).  A shard is written to a temp file and renamed only
   when complete, so after a SIGKILL at any point the folder holds whole shards
-  only; the re-run computes just the missing ones.  Shard boundaries depend on
-  the input alone, and each shard is seeded from its index, so the resumed
-  result is identical to an uninterrupted one.
+  only; the re-run computes just the missing ones.
+* shard boundaries depend on the input and the shard size alone, and a resumed
+  stage keeps the shard size it started with (recorded in ``_SHARDING.json``).
+  No stage seeds anything from a shard's index: randomness comes from the
+  recipe seed and the prompt ids (see :mod:`fusedata.backends`), so a resumed
+  run, or one spread over Ray workers, gives the records of an uninterrupted one.
 
-Stages follow datatrove's shape: ``run(records, rank, world_size)`` gets one
-shard as a polars DataFrame and returns the output records.  *Executors* decide
-where shards run (here: in-process; :mod:`fusedata.executors` may add others).
+A map stage's ``run(records, shard_index, n_shards)`` gets one shard as a
+polars DataFrame and returns the output records.  *Executors*
+(:mod:`fusedata.executors`) decide where the shards run: in this process or on
+Ray actors.
 """
 
 from __future__ import annotations
@@ -35,9 +40,13 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from .executors import Executor, LocalExecutor
+
 log = logging.getLogger("fusedata")
 
 DONE = "_DONE.json"
+#: the shard size a stage folder was started with (a resume keeps it)
+SHARDING = "_SHARDING.json"
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:
@@ -101,6 +110,10 @@ class Stage(ABC):
     code's output changes for the same config.  ``setup()`` loads heavy things
     (models) and is called only when at least one shard is pending, so a cached
     re-run never loads a model.  ``run()`` must accept an empty frame.
+
+    ``shard_size`` is the number of input rows per shard: the class default
+    unless the constructor was given the recipe's value.  It is not part of the
+    cache key: it changes how work is cut, not what a record becomes.
     """
 
     name: ClassVar[str]
@@ -117,7 +130,8 @@ class Stage(ABC):
         """Free what setup() took (GPU memory, processes)."""
 
     @abstractmethod
-    def run(self, records: pl.DataFrame, rank: int, world_size: int) -> pl.DataFrame: ...
+    def run(self, records: pl.DataFrame, shard_index: int, n_shards: int) -> pl.DataFrame:
+        """Output records of shard ``shard_index`` (of ``n_shards``) of this stage's input."""
 
     def summarize(self, out: pl.DataFrame) -> str:
         """A short human line about a finished shard set (drop reasons etc.)."""
@@ -130,7 +144,10 @@ def shard_name(i: int) -> str:
 
 @dataclass(frozen=True)
 class ShardPlan:
-    """What an executor needs to run the pending shards of one stage (picklable)."""
+    """The pending shards of one stage: what an executor runs (picklable, for Ray).
+
+    Satisfies :class:`fusedata.executors.ShardWork`.
+    """
 
     stage: Stage
     inputs: Dataset
@@ -141,42 +158,26 @@ class ShardPlan:
     folder: Path
     label: str
 
+    def is_committed(self, i: int) -> bool:
+        return (self.folder / shard_name(i)).exists()
 
-def run_shard(stage: Stage, inputs: Dataset, i: int, size: int, n_shards: int,
-              folder: Path) -> int:
-    """Compute shard ``i`` of ``stage`` and commit it atomically; returns input rows.
+    def run_shard(self, i: int) -> int:
+        """Compute shard ``i`` and commit it atomically; returns its input rows.
 
-    Idempotent: a shard already committed (by this or any other worker, e.g.
-    before a crash and retry) is not recomputed.  The caller must have run
-    ``stage.setup()`` in this process if the shard is non-empty.
-    """
-    path = folder / shard_name(i)
-    if path.exists():
-        return 0
-    shard = inputs.scan().slice(i * size, size).collect() if inputs.files else inputs.read()
-    out = stage.run(shard, i, n_shards)
-    atomic_write_parquet(out, path)
-    return shard.height
-
-
-class LocalExecutor:
-    """Runs pending shards one after another in this process (the default)."""
-
-    def map_shards(self, plan: ShardPlan, on_done: Any) -> None:
-        stage = plan.stage
-        started = False
-        try:
-            for i in plan.pending:
-                if not started and plan.n_rows:
-                    stage.setup()
-                    started = True
-                on_done(run_shard(stage, plan.inputs, i, plan.size, plan.n_shards, plan.folder))
-        finally:
-            if started:
-                stage.teardown()
-
-    def close(self) -> None:
-        pass
+        Idempotent: a shard already committed (by this or any other worker, e.g.
+        before a crash and retry) is not recomputed.  The caller must have run
+        ``stage.setup()`` in this process if the stage has input rows.
+        """
+        path = self.folder / shard_name(i)
+        if path.exists():
+            return 0
+        if self.inputs.files:
+            shard = self.inputs.scan().slice(i * self.size, self.size).collect()
+        else:
+            shard = self.inputs.read()
+        out = self.stage.run(shard, i, self.n_shards)
+        atomic_write_parquet(out, path)
+        return shard.height
 
 
 @dataclass
@@ -195,9 +196,8 @@ class Engine:
     """Runs stages against a work directory; see the module docstring."""
 
     work: Path
-    shard_size: int = 64
     progress: bool = True
-    executor: Any = field(default_factory=LocalExecutor)
+    executor: Executor = field(default_factory=LocalExecutor)
     results: list[tuple[str, StageResult]] = field(default_factory=list)
 
     def stage_dir(self, stage: Stage, label: str, key: str) -> Path:
@@ -235,7 +235,7 @@ class Engine:
         _clean_temps(folder)
         t0 = time.perf_counter()
         n = inputs.num_rows()
-        size = getattr(stage, "shard_size", None) or self.shard_size
+        size = _shard_size(folder, stage.shard_size, tag)
         n_shards = max(1, -(-n // size))
         names = [shard_name(i) for i in range(n_shards)]
         pending = [i for i in range(n_shards) if not (folder / names[i]).exists()]
@@ -316,6 +316,24 @@ class ReduceStage(ABC):
 
     def summarize_tables(self, tables: dict[str, pl.DataFrame]) -> str:
         return ""
+
+
+def _shard_size(folder: Path, wanted: int, tag: str) -> int:
+    """The shard size of this stage folder: the one it was started with, if any.
+
+    Shard ``i`` is rows ``[i * size, (i + 1) * size)``, so shards committed with
+    one size cannot be completed with another; a resume after the recipe's
+    ``shard_size`` changed keeps the old size (the key does not include it).
+    """
+    rec = folder / SHARDING
+    if rec.exists():
+        size = int(json.loads(rec.read_text())["shard_size"])
+        if size != wanted:
+            log.info("%s: resuming with shard size %d (the interrupted run's), not %d",
+                     tag, size, wanted)
+        return size
+    atomic_write_text(json.dumps({"shard_size": wanted}), rec)
+    return wanted
 
 
 class _NoBar:

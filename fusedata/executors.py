@@ -1,7 +1,11 @@
-"""Executors decide *where* the shards of a stage run; stages don't know.
+"""Executors decide *where* the shards of a map stage run; stages don't know.
 
-* ``local`` (:class:`fusedata.engine.LocalExecutor`): one after another in
-  this process.
+:class:`Executor` is the one interface: ``map_shards(plan, on_done)`` runs every
+pending shard of one stage (``plan``, a :class:`ShardWork` built by
+:meth:`fusedata.engine.Engine.map`) and calls ``on_done(rows)`` as each one is
+committed; ``close()`` frees what the executor holds.
+
+* ``local`` (:class:`LocalExecutor`): one after another in this process.
 * ``ray`` (:class:`RayExecutor`, ``pip install 'fusedata[ray]'``): shards of a
   map stage go to a pool of Ray actors, each holding one replica of the
   stage's model (loaded once per actor) with the resources the recipe asks for
@@ -18,16 +22,21 @@
   polars work measured in seconds.
 
 The records are identical to a local run: shard boundaries depend only on the
-input, and every shard is seeded from its own content.
+input and the shard size, and nothing is seeded from a shard's index or the
+worker that runs it (see :mod:`fusedata.engine`).
+
+This module imports no other fusedata module, so the engine can depend on it
+without a cycle; it sees stages through :class:`ShardWork`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from .engine import LocalExecutor, ShardPlan, run_shard
-from .recipe import Executor
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 log = logging.getLogger("fusedata")
 
@@ -47,10 +56,79 @@ def import_ray() -> Any:
     return ray
 
 
+class StageHooks(Protocol):
+    """The part of a stage an executor calls (:class:`fusedata.engine.Stage`)."""
+
+    name: str
+
+    def setup(self) -> None: ...
+
+    def teardown(self) -> None: ...
+
+
+class ShardWork(Protocol):
+    """The pending shards of one stage (:class:`fusedata.engine.ShardPlan`)."""
+
+    @property
+    def stage(self) -> StageHooks: ...
+
+    @property
+    def pending(self) -> tuple[int, ...]: ...
+
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def folder(self) -> Path: ...
+
+    def run_shard(self, i: int) -> int:
+        """Compute and commit shard ``i`` (idempotent); returns its input rows."""
+        ...
+
+    def is_committed(self, i: int) -> bool: ...
+
+
+class Executor(ABC):
+    """Where the shards of a map stage run (see the module docstring)."""
+
+    @abstractmethod
+    def map_shards(self, plan: ShardWork, on_done: Callable[[int], object]) -> None:
+        """Run every shard in ``plan.pending``; ``on_done(rows)`` after each commit.
+
+        ``plan.stage.setup()`` must run (once per process that computes shards)
+        before the first shard when ``plan.n_rows`` > 0, and ``teardown()`` after
+        the last.  Returns when all pending shards are committed; raises the
+        stage's error otherwise.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the executor holds (a cluster connection)."""
+
+
+class LocalExecutor(Executor):
+    """Runs pending shards one after another in this process (the default)."""
+
+    def map_shards(self, plan: ShardWork, on_done: Callable[[int], object]) -> None:
+        stage = plan.stage
+        started = False
+        try:
+            for i in plan.pending:
+                if not started and plan.n_rows:
+                    stage.setup()
+                    started = True
+                on_done(plan.run_shard(i))
+        finally:
+            if started:
+                stage.teardown()
+
+
 class ShardWorker:
     """A Ray actor: one replica of a stage (its model loaded once), running shards on demand."""
 
-    def __init__(self, plan: ShardPlan):
+    def __init__(self, plan: ShardWork):
         self.plan = plan
         self.ready = False
 
@@ -59,11 +137,9 @@ class ShardWorker:
         if not self.ready and p.n_rows:
             p.stage.setup()
             self.ready = True
-        return run_shard(p.stage, p.inputs, i, p.size, p.n_shards, p.folder)
+        return p.run_shard(i)
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
     def close(self) -> None:
@@ -72,7 +148,7 @@ class ShardWorker:
             self.ready = False
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Runs map-stage shards on a Ray cluster (see the module docstring)."""
 
     def __init__(self, address: str | None = None,
@@ -94,7 +170,7 @@ class RayExecutor:
         replicas = int(res.pop("replicas", 1))
         return res, max(1, replicas)
 
-    def map_shards(self, plan: ShardPlan, on_done: Any) -> None:
+    def map_shards(self, plan: ShardWork, on_done: Callable[[int], object]) -> None:
         ray = self.ray
         res, replicas = self.stage_resources(plan.stage.name)
         actor_cls = ray.remote(ShardWorker).options(
@@ -127,7 +203,7 @@ class RayExecutor:
                     pass
                 ray.kill(a)
             self.actors = []
-        missing = [i for i in plan.pending if not (plan.folder / f"shard-{i:05d}.parquet").exists()]
+        missing = [i for i in plan.pending if not plan.is_committed(i)]
         if missing:
             raise RuntimeError(f"{plan.label}: shards {missing[:5]} were not committed; "
                                "is the work dir on a filesystem all Ray nodes share?")
@@ -137,9 +213,11 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def get_executor(cfg: Executor) -> Any:
-    if cfg.type == "local":
+def get_executor(kind: str, address: str | None = None,
+                 resources: dict[str, dict[str, float]] | None = None) -> Executor:
+    """The executor a recipe's ``executor`` section asks for (``type``, ``address``, ``resources``)."""
+    if kind == "local":
         return LocalExecutor()
-    if cfg.type == "ray":
-        return RayExecutor(cfg.address, cfg.resources)
-    raise ValueError(f"executor.type: unknown executor {cfg.type!r}")
+    if kind == "ray":
+        return RayExecutor(address, resources)
+    raise ValueError(f"executor.type: unknown executor {kind!r}")

@@ -43,10 +43,14 @@ class RoutePrompts(ReduceStage):
 class SampleStage(Stage):
     name = "sample"
     version = "1"
+    #: prompts per shard (one backend call each) unless the recipe says otherwise
+    shard_size = 64
 
-    def __init__(self, spec: ModelSpec, shard_size: int = 64, sampler: Sampler | None = None):
+    def __init__(self, spec: ModelSpec, shard_size: int | None = None,
+                 sampler: Sampler | None = None):
         self.spec = spec
-        self.shard_size = shard_size
+        if shard_size is not None:
+            self.shard_size = shard_size
         self._sampler = sampler
 
     def fingerprint(self) -> Any:
@@ -73,7 +77,7 @@ class SampleStage(Stage):
         if self._sampler is not None:
             self._sampler.close()
 
-    def run(self, records: pl.DataFrame, rank: int, world_size: int) -> pl.DataFrame:
+    def run(self, records: pl.DataFrame, shard_index: int, n_shards: int) -> pl.DataFrame:
         if records.height == 0:
             return pl.DataFrame(schema=SAMPLE_SCHEMA)
         assert self._sampler is not None

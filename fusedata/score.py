@@ -30,8 +30,9 @@ Speed.  Batches are built by a token budget (rows x padded width <=
 to the length of a long one; scores come back in input order.  With several
 GPUs (``devices``, or every visible GPU when ``device: auto``) each holds a
 replica and takes every n-th batch, in a thread per replica.  Scores are
-cached per (reward model, prompt, response) in ``WORK/score_cache/<rm-key>/``,
-so re-annotating after adding a source model or a prompt source only sends
+cached per (reward model, prompt, response) in ``WORK/score_cache/<rm-key>/``
+(the key names the model's resolved Hub commit, or a local folder's config and
+weight files: see :func:`rm_cache_key`), so re-annotating after adding a source model or a prompt source only sends
 the new responses to the RM, and a build whose scores are all cached never
 loads the model.
 """
@@ -123,8 +124,10 @@ def _utf8_safe(text: str) -> tuple[str, str | None]:
 class RewardScorer:
     """Loads a reward model (one replica per device) and scores (messages, response) pairs."""
 
-    def __init__(self, spec: RewardModelSpec):
+    def __init__(self, spec: RewardModelSpec, revision: str | None = None):
         self.spec = spec
+        #: Hub commit to load (None: the default branch, or a local folder)
+        self.revision = revision
         self.models: list[Any] = []
         self.devices: list[str] = []
         self.tok: Any = None
@@ -144,11 +147,11 @@ class RewardScorer:
         self.devices = resolve_devices(self.spec)
         self.dtype = resolve_dtype(self.spec.dtype, self.devices[0])
         self.tok = AutoTokenizer.from_pretrained(
-            self.spec.path, trust_remote_code=self.spec.trust_remote_code)
+            self.spec.path, revision=self.revision, trust_remote_code=self.spec.trust_remote_code)
         self.models = []
         for dev in self.devices:
             m = AutoModelForSequenceClassification.from_pretrained(
-                self.spec.path, dtype=self.dtype,
+                self.spec.path, dtype=self.dtype, revision=self.revision,
                 trust_remote_code=self.spec.trust_remote_code).to(dev)
             m.eval()
             self.models.append(m)
@@ -337,21 +340,82 @@ class RewardScorer:
 
 
 # ----------------------------------------------------------------- cache
-def rm_cache_key(spec: RewardModelSpec, dtype: str) -> str:
-    """Names one reward model's scores: what changes them (path, head, length, dtype).
+#: files that hold weights: identified by name, size and modification time (hashing
+#: 16 GB per build would cost more than it saves); every other file of a local
+#: model (config, tokenizer, chat template, remote code) by its content
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack",
+                   ".onnx", ".npz")
+#: non-weight files larger than this are identified like weights
+_HASH_LIMIT = 64 << 20
 
-    For a local folder the file names, sizes and modification times stand in
-    for the weights (hashing 16 GB per build would cost more than it saves).
-    Devices, batch sizes and padding do not change scores, so they are left out.
+
+def local_model_files(folder: Path) -> list[tuple[Any, ...]]:
+    """What identifies a local model's scores: its config and weight files.
+
+    Config, tokenizer and code files count by content, so touching or copying
+    them changes nothing while editing e.g. the chat template does; weight files
+    by (name, size, mtime), so retraining into the same folder is a new model.
+    Documentation (``*.md``) and hidden entries (``.git``, ``.cache``) are left
+    out: they do not change a score.
+    """
+    out: list[tuple[Any, ...]] = []
+    for f in sorted(folder.rglob("*")):
+        rel = f.relative_to(folder)
+        if (not f.is_file() or any(part.startswith(".") for part in rel.parts)
+                or f.suffix.lower() == ".md"):
+            continue
+        st = f.stat()
+        if f.suffix.lower() in WEIGHT_SUFFIXES or st.st_size > _HASH_LIMIT:
+            out.append((rel.as_posix(), st.st_size, st.st_mtime_ns))
+        else:
+            out.append((rel.as_posix(), hashlib.sha256(f.read_bytes()).hexdigest()))
+    return out
+
+
+def hub_commit(repo_id: str, revision: str = "main") -> str | None:
+    """The commit ``revision`` of a Hub model resolves to, or None if it cannot be known.
+
+    Asks the Hub; offline (``HF_HUB_OFFLINE``) or when the Hub cannot be reached,
+    reads the local Hugging Face cache (``models--ORG--NAME/refs/<revision>``),
+    which is what ``from_pretrained`` would load then.
+    """
+    from huggingface_hub import HfApi, constants
+
+    if not constants.is_offline_mode():
+        try:
+            sha = HfApi().model_info(repo_id, revision=revision).sha
+            if sha:
+                return sha
+        except Exception as e:  # noqa: BLE001 - any failure to ask falls back to the cache
+            log.warning("score: could not resolve %s@%s on the Hub (%s: %s); using the local "
+                        "cache's ref", repo_id, revision, type(e).__name__, e)
+    ref = (Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs"
+           / revision)
+    return ref.read_text().strip() if ref.is_file() else None
+
+
+def model_identity(path: str) -> dict[str, Any] | None:
+    """A local folder's files, or a Hub id's resolved commit; None when unknowable."""
+    p = Path(path)
+    if p.is_dir():
+        return {"files": local_model_files(p)}
+    commit = hub_commit(path)
+    return {"commit": commit} if commit else None
+
+
+def rm_cache_key(spec: RewardModelSpec, dtype: str, identity: dict[str, Any]) -> str:
+    """Names one reward model's scores: what changes them.
+
+    The model itself (``identity``: :func:`model_identity`, so an updated Hub
+    model or retrained local one gets a new cache), its head, length limit,
+    truncation side and dtype.  Devices, batch sizes and padding do not change
+    scores, so they are left out.
     """
     ident: dict[str, Any] = {
         "path": spec.path, "output": spec.output, "trust_remote_code": spec.trust_remote_code,
         "max_length": spec.max_length, "truncation_side": spec.truncation_side, "dtype": dtype,
+        **identity,
     }
-    p = Path(spec.path)
-    if p.is_dir():
-        ident["files"] = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
-                                for f in p.iterdir() if f.is_file())
     return stable_hash(ident)
 
 
@@ -408,32 +472,61 @@ class ScoreCache:
 class ScoreStage(Stage):
     name = "score"
     version = "2"
+    #: responses per shard unless the recipe says otherwise; larger than sample's
+    #: because a shard's responses are length-sorted into token-budget batches
+    shard_size = 256
 
-    def __init__(self, spec: RewardModelSpec, prompts: Dataset, shard_size: int = 256,
+    def __init__(self, spec: RewardModelSpec, prompts: Dataset, shard_size: int | None = None,
                  cache_dir: Path | None = None):
         self.spec = spec
         self.prompts = prompts
-        self.shard_size = shard_size
+        if shard_size is not None:
+            self.shard_size = shard_size
         self.scorer = RewardScorer(spec)
         self.cache_dir = cache_dir
         self.cache: ScoreCache | None = None
+        self._identity: dict[str, Any] | None = None
+        self._identity_known = False
         #: responses sent to the reward model / answered from the cache (this process)
         self.n_scored = 0
         self.n_cached = 0
 
+    def identity(self) -> dict[str, Any] | None:
+        """The reward model's :func:`model_identity`, resolved once per stage object."""
+        if not self._identity_known:
+            self._identity = model_identity(self.spec.path)
+            self._identity_known = True
+        return self._identity
+
     def fingerprint(self) -> Any:
+        # the model's identity too: scores of an updated Hub model or a retrained
+        # local one are new scores, not cached ones
         return {"rm": self.spec.model_dump(
                     mode="json",
                     exclude={"device", "devices", "batch_tokens", "padding_side", "cache"}),
+                "model": self.identity(),
                 "prompts": self.prompts.key}
 
     def setup(self) -> None:
-        """Open the score cache; the model itself is loaded only when a score is missing."""
-        if self.spec.cache and self.cache_dir is not None:
-            from .backends.hf import resolve_dtype
+        """Open the score cache; the model itself is loaded only when a score is missing.
 
-            dtype = str(resolve_dtype(self.spec.dtype, resolve_devices(self.spec)[0]))
-            self.cache = ScoreCache(self.cache_dir / rm_cache_key(self.spec, dtype))
+        A Hub model is loaded at the commit the stage and cache keys name, so the
+        scores stored under a key always come from that commit, even if the Hub
+        moves on mid-build.  A model whose identity cannot be known (a Hub id offline and
+        not in the local cache) gets no score cache.
+        """
+        identity = self.identity()
+        self.scorer.revision = (identity or {}).get("commit")
+        if not self.spec.cache or self.cache_dir is None:
+            return
+        if identity is None:
+            log.warning("score: no commit known for %s: its scores are not cached",
+                        self.spec.path)
+            return
+        from .backends.hf import resolve_dtype
+
+        dtype = str(resolve_dtype(self.spec.dtype, resolve_devices(self.spec)[0]))
+        self.cache = ScoreCache(self.cache_dir / rm_cache_key(self.spec, dtype, identity))
 
     def teardown(self) -> None:
         if self.scorer.models:
@@ -442,7 +535,7 @@ class ScoreStage(Stage):
             log.info("score: %d responses scored by the RM, %d from the score cache",
                      self.n_scored, self.n_cached)
 
-    def run(self, records: pl.DataFrame, rank: int, world_size: int) -> pl.DataFrame:
+    def run(self, records: pl.DataFrame, shard_index: int, n_shards: int) -> pl.DataFrame:
         if records.height == 0:
             return records.with_columns(
                 [pl.lit(None, dtype=t).alias(c) for c, t in SCORE_COLUMNS.items()])

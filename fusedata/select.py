@@ -115,6 +115,8 @@ from .engine import Dataset, ReduceStage
 from .recipe import CATEGORIES, KNOWN_VERDICTS, PASSING_VERDICT, Selection
 
 VERIFIED = ("math", "code")
+#: a prompt row whose category has a verifier
+_VERIFIED = pl.col("category").is_in(VERIFIED)
 
 #: the response columns selection reads (others are never loaded)
 INPUT_COLUMNS = ("prompt_id", "category", "source", "model", "role", "response_id", "response",
@@ -417,17 +419,19 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     are reported (``no_responses``) instead of vanishing.
     Returns ``sft``, ``dpo``, ``wrpo`` and ``drops`` (columns in this module).
     Raises ValueError for a category outside instruction/math/code/chinese.
+
+    The steps, each a function below: rank the usable responses; SFT candidates
+    (:func:`_sft_candidates`); DPO pairs (:func:`_pairs`); the split
+    (:func:`_assign_split`); the SFT and DPO tables; WRPO triplets
+    (:func:`_wrpo_triplets`); drops (:func:`_split_drops`, :func:`_all_drops`).
     """
     p, r = _prepare(responses, prompts_meta)
     r = _classify(r, cfg.failing_verdicts)
     lo, hi = cfg.margin
-    w_lo, w_hi = cfg.wrpo_margin if cfg.wrpo_margin is not None else (-math.inf, math.inf)
-    dec = cfg.margin_decimals
 
     u, v = split_u(cfg.seed, p["prompt_id"].to_list())
     p = _rules(p.with_columns(u=pl.Series(u, dtype=pl.Float64)), cfg)
     vtab = p.select("pidx", v=pl.Series(v, dtype=pl.Float64))
-    verified = pl.col("category").is_in(VERIFIED)
 
     # a prompt without a category takes no part: its responses are not judged either
     r = r.join(p.filter(pl.col("mode") != "none").select("pidx"), on="pidx", how="semi",
@@ -440,24 +444,8 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                   .sort(["pidx", "score", "response_id"], descending=[False, True, False]))
     ranked = ranked_all.filter(~pl.col("target"))
 
-    # --- SFT candidates: best eligible per prompt (optionally one model per rule)
-    def best(frame: pl.DataFrame) -> pl.DataFrame:
-        return (frame.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
-                .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
-                     s_score=pl.col("score").first(), s_h=pl.col("h").first()))
-
-    best_any = best(ranked)
-    if (p["only"] != "").any():
-        only = p.select("pidx", "only")
-        allowed = (pl.col("only") == "") | (pl.col("model").cast(pl.String) == pl.col("only"))
-        sft_pool_src = (src.join(only, on="pidx", how="left", maintain_order="left")
-                        .filter(allowed))
-        best_sft = best(ranked.join(only, on="pidx", how="left", maintain_order="left")
-                        .filter(allowed))
-        sft_stats = _stats(sft_pool_src)
-    else:
-        best_sft = best_any
-        sft_stats = None
+    best_any = _best(ranked)
+    best_sft, sft_stats = _sft_candidates(p, src, ranked, best_any)
     src_stats = _stats(src)
 
     # --- DPO pairs for prompts that may go to DPO
@@ -465,10 +453,95 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     may_dpo = p.filter(mode.is_in(["pair_first", "record_share"])
                        | ((mode == "ratio") & (pl.col("u") >= pl.col("sft_ratio"))))
     ranked_dpo = ranked.join(may_dpo.select("pidx"), on="pidx", how="semi", maintain_order="left")
-    valid, extremes = _pairs(ranked_dpo, lo, hi, cfg.window_policy, dec)
+    valid, extremes = _pairs(ranked_dpo, lo, hi, cfg.window_policy, cfg.margin_decimals)
 
-    # --- the split
-    pairable = valid.select("pidx").unique()
+    p = _assign_split(p, best_sft, valid.select("pidx").unique())
+    live = (mode != "none") & ~pl.col("over")
+    dpo_p = p.filter((pl.col("split") == "dpo") & live).select("pidx")
+    sft_p = p.filter((pl.col("split") == "sft") & live).select("pidx")
+
+    text = (responses if "response" in responses.columns
+            else responses.with_columns(response=_DEFAULTS["response"])
+            ).select("response_id", "response")
+    meta = p.select("pidx", "prompt_id", "category", "source")
+
+    # --- SFT table
+    sft_sel = best_sft.join(sft_p, on="pidx", how="semi", maintain_order="left")
+    g = _gather(text, sft_sel["s_ri"], "")
+    sft = sft_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
+        "prompt_id", "category", "source", model=pl.col("s_model").cast(pl.String),
+        response_id=g["id"], response=g["text"], score=pl.col("s_score"))
+
+    # --- DPO table
+    dpo_sel = _pick(valid.join(dpo_p, on="pidx", how="semi", maintain_order="left"),
+                    cfg.pairing, vtab)
+    gc, gr = _gather(text, dpo_sel["c_ri"], "c_"), _gather(text, dpo_sel["ri"], "r_")
+    dpo = dpo_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
+        "prompt_id", "category", "source", pl.col("model").cast(pl.String),
+        chosen_id=gc["c_id"], chosen=gc["c_text"],
+        score_chosen=pl.col("c_score"), rejected_id=gr["r_id"], rejected=gr["r_text"],
+        score_rejected=pl.col("score"), margin=pl.col("margin"))
+
+    frames = _split_drops(p, meta, sft_sel, dpo_sel, extremes,
+                          sft_stats if sft_stats is not None else src_stats, src_stats, lo, hi)
+
+    wrpo = pl.DataFrame(schema={c: _wrpo_dtype(c) for c in WRPO_COLUMNS})
+    if tgt.height:
+        wrpo, wrpo_drops = _wrpo_triplets(tgt, p, meta, ranked_all, best_any, src_stats,
+                                          vtab, text, cfg)
+        frames.append(wrpo_drops)
+    return {"sft": sft, "dpo": dpo, "wrpo": wrpo, "drops": _all_drops(frames, r, meta)}
+
+
+def _best(frame: pl.DataFrame) -> pl.DataFrame:
+    """The first (best-ranked) eligible response per prompt of a ranked frame."""
+    return (frame.filter(pl.col("eligible")).group_by("pidx", maintain_order=True)
+            .agg(s_ri=pl.col("ri").first(), s_model=pl.col("model").first(),
+                 s_score=pl.col("score").first(), s_h=pl.col("h").first()))
+
+
+def _sft_candidates(p: pl.DataFrame, src: pl.DataFrame, ranked: pl.DataFrame,
+                    best_any: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """SFT candidates (best eligible per prompt) and, if a rule names the only model
+    allowed to supply SFT, the response stats of that model's pool for drop reasons."""
+    if not (p["only"] != "").any():
+        return best_any, None
+    only = p.select("pidx", "only")
+    allowed = (pl.col("only") == "") | (pl.col("model").cast(pl.String) == pl.col("only"))
+    pool = src.join(only, on="pidx", how="left", maintain_order="left").filter(allowed)
+    best_sft = _best(ranked.join(only, on="pidx", how="left", maintain_order="left")
+                     .filter(allowed))
+    return best_sft, _stats(pool)
+
+
+def _split_drops(p: pl.DataFrame, meta: pl.DataFrame, sft_sel: pl.DataFrame,
+                 dpo_sel: pl.DataFrame, extremes: pl.DataFrame, sft_stats: pl.DataFrame,
+                 src_stats: pl.DataFrame, lo: float, hi: float) -> list[pl.DataFrame]:
+    """One drop row per prompt that got no SFT record / DPO pair in its split, with why."""
+    split_of = p.select("pidx", "split", "mode", "over")
+    sft_missing = _with_stats(_missing(split_of, "sft", sft_sel).join(meta, on="pidx"),
+                              sft_stats)
+    sft_drops = sft_missing.select("pidx", split=pl.lit("sft"), reason=_forced(
+        _base_reason(_VERIFIED).fill_null("no_eligible_response")))
+    dpo_missing = (_with_stats(_missing(split_of, "dpo", dpo_sel).join(meta, on="pidx"),
+                               src_stats)
+                   .join(extremes, on="pidx", how="left"))
+    dpo_drops = dpo_missing.select("pidx", split=pl.lit("dpo"), reason=_forced(pl.coalesce(
+        _base_reason(_VERIFIED), _pair_reason(_VERIFIED, lo, hi))))
+    return [sft_drops, dpo_drops]
+
+
+def _gather(text: pl.DataFrame, ri: pl.Series, prefix: str) -> dict[str, pl.Series]:
+    """Response ids and texts at rows ``ri`` of the input (fetched last: texts are big)."""
+    idx = ri.cast(pl.UInt32)
+    return {f"{prefix}id": text["response_id"].gather(idx),
+            f"{prefix}text": text["response"].gather(idx)}
+
+
+def _assign_split(p: pl.DataFrame, best_sft: pl.DataFrame, pairable: pl.DataFrame
+                  ) -> pl.DataFrame:
+    """Add ``split`` (sft / dpo) and ``over`` (beyond a record_share quota) to each prompt."""
+    mode = pl.col("mode")
     pf = (p.filter(mode == "pair_first")
           .with_columns(n_src=pl.len().over("source"))
           .join(pairable, on="pidx", how="semi")
@@ -479,113 +552,83 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
         p.filter(mode == "record_share")
         .with_columns(sft_ok=pl.col("pidx").is_in(best_sft["pidx"].implode()),
                       dpo_ok=pl.col("pidx").is_in(pairable["pidx"].implode())))
-    p = (p.join(pf, on="pidx", how="left", maintain_order="left")
-         .join(rs, on="pidx", how="left", maintain_order="left")
-         .with_columns(
-             split=pl.when(mode.is_in(["sft_only", "none"])).then(pl.lit("sft"))
-             .when(mode == "ratio")
-             .then(pl.when(pl.col("u") < pl.col("sft_ratio")).then(pl.lit("sft"))
-                   .otherwise(pl.lit("dpo")))
-             .when(mode == "record_share").then(pl.col("rs_split"))
-             .when(pl.col("pf_dpo").fill_null(False)).then(pl.lit("dpo"))
-             .otherwise(pl.lit("sft")),
-             over=pl.col("over").fill_null(False))
-         .drop("pf_dpo", "rs_split"))
-    live = (mode != "none") & ~pl.col("over")
-    dpo_p = p.filter((pl.col("split") == "dpo") & live).select("pidx")
-    sft_p = p.filter((pl.col("split") == "sft") & live).select("pidx")
+    return (p.join(pf, on="pidx", how="left", maintain_order="left")
+            .join(rs, on="pidx", how="left", maintain_order="left")
+            .with_columns(
+                split=pl.when(mode.is_in(["sft_only", "none"])).then(pl.lit("sft"))
+                .when(mode == "ratio")
+                .then(pl.when(pl.col("u") < pl.col("sft_ratio")).then(pl.lit("sft"))
+                      .otherwise(pl.lit("dpo")))
+                .when(mode == "record_share").then(pl.col("rs_split"))
+                .when(pl.col("pf_dpo").fill_null(False)).then(pl.lit("dpo"))
+                .otherwise(pl.lit("sft")),
+                over=pl.col("over").fill_null(False))
+            .drop("pf_dpo", "rs_split"))
 
-    text = (responses if "response" in responses.columns
-            else responses.with_columns(response=_DEFAULTS["response"])
-            ).select("response_id", "response")
-    meta = p.select("pidx", "prompt_id", "category", "source")
 
-    def gather(ri: pl.Series, prefix: str) -> dict[str, pl.Series]:
-        idx = ri.cast(pl.UInt32)
-        return {f"{prefix}id": text["response_id"].gather(idx),
-                f"{prefix}text": text["response"].gather(idx)}
+def _with_stats(frame: pl.DataFrame, stats: pl.DataFrame) -> pl.DataFrame:
+    return frame.join(stats, on="pidx", how="left", maintain_order="left")
 
-    # --- SFT table
-    sft_sel = best_sft.join(sft_p, on="pidx", how="semi", maintain_order="left")
-    g = gather(sft_sel["s_ri"], "")
-    sft = sft_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
-        "prompt_id", "category", "source", model=pl.col("s_model").cast(pl.String),
-        response_id=g["id"], response=g["text"], score=pl.col("s_score"))
 
-    # --- DPO table
-    dpo_sel = _pick(valid.join(dpo_p, on="pidx", how="semi", maintain_order="left"),
-                    cfg.pairing, vtab)
-    gc, gr = gather(dpo_sel["c_ri"], "c_"), gather(dpo_sel["ri"], "r_")
-    dpo = dpo_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
-        "prompt_id", "category", "source", pl.col("model").cast(pl.String),
-        chosen_id=gc["c_id"], chosen=gc["c_text"],
-        score_chosen=pl.col("c_score"), rejected_id=gr["r_id"], rejected=gr["r_text"],
-        score_rejected=pl.col("score"), margin=pl.col("margin"))
+def _missing(split_of: pl.DataFrame, split: str, selected: pl.DataFrame) -> pl.DataFrame:
+    """Prompts assigned to ``split`` that got no record there."""
+    return (split_of.filter(pl.col("split") == split)
+            .join(selected, on="pidx", how="anti", maintain_order="left"))
 
-    # --- drops: one row per prompt without a record in its split, then unusable responses
-    def with_stats(frame: pl.DataFrame, stats: pl.DataFrame) -> pl.DataFrame:
-        return frame.join(stats, on="pidx", how="left", maintain_order="left")
 
-    split_of = p.select("pidx", "split", "mode", "over")
+def _forced(reason: pl.Expr) -> pl.Expr:
+    """A drop reason, unless the prompt had no category or was over its share anyway."""
+    return (pl.when(pl.col("mode") == "none").then(pl.lit("null_category"))
+            .when(pl.col("over")).then(pl.lit("over_share")).otherwise(reason))
 
-    def missing(split: str, selected: pl.DataFrame) -> pl.DataFrame:
-        return (split_of.filter(pl.col("split") == split)
-                .join(selected, on="pidx", how="anti", maintain_order="left"))
 
-    def forced(reason: pl.Expr) -> pl.Expr:
-        return (pl.when(pl.col("mode") == "none").then(pl.lit("null_category"))
-                .when(pl.col("over")).then(pl.lit("over_share")).otherwise(reason))
+def _wrpo_triplets(tgt: pl.DataFrame, p: pl.DataFrame, meta: pl.DataFrame,
+                   ranked_all: pl.DataFrame, best_any: pl.DataFrame, src_stats: pl.DataFrame,
+                   vtab: pl.DataFrame, text: pl.DataFrame, cfg: Selection
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """WRPO triplets for DPO-side prompts of sources the target answered, and their drops."""
+    w_lo, w_hi = cfg.wrpo_margin if cfg.wrpo_margin is not None else (-math.inf, math.inf)
+    tgt_sources = (tgt.select("pidx").unique()
+                   .join(meta, on="pidx").select("source").unique())
+    w_p = (p.filter((pl.col("split") == "dpo") & (pl.col("mode") != "none"))
+           .join(tgt_sources, on="source", how="semi").select("pidx"))
+    ranked_t = (ranked_all.filter(pl.col("target"))
+                .join(w_p, on="pidx", how="semi", maintain_order="left"))
+    t_valid, t_ext = _pairs(ranked_t, w_lo, w_hi, cfg.window_policy, cfg.margin_decimals)
+    t_sel = _pick(t_valid, cfg.pairing, vtab)
+    w_all = t_sel.join(best_any, on="pidx", how="inner", maintain_order="left")
+    same = pl.col("s_h") == pl.col("h")
+    w_sel = w_all.filter(~same)
+    gs, gc, gr = (_gather(text, w_sel["s_ri"], "s_"), _gather(text, w_sel["c_ri"], "c_"),
+                  _gather(text, w_sel["ri"], "r_"))
+    wrpo = w_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
+        "prompt_id", "category", "source",
+        chosen_source_model=pl.col("s_model").cast(pl.String),
+        chosen_source_id=gs["s_id"], chosen_source=gs["s_text"],
+        score_chosen_source=pl.col("s_score"),
+        target_model=pl.col("model").cast(pl.String),
+        chosen_target_id=gc["c_id"], chosen_target=gc["c_text"],
+        score_chosen_target=pl.col("c_score"), rejected_id=gr["r_id"],
+        rejected=gr["r_text"], score_rejected=pl.col("score"), margin=pl.col("margin"))
+    ident = w_all.filter(same).select("pidx").unique()
+    w_missing = (meta.join(w_p, on="pidx", how="semi", maintain_order="left")
+                 .join(w_sel, on="pidx", how="anti", maintain_order="left"))
+    src_reason = _with_stats(w_missing, src_stats).select("pidx", r1=_base_reason(_VERIFIED))
+    t_reason = (_with_stats(w_missing, _stats(tgt)).join(t_ext, on="pidx", how="left")
+                .select("pidx", r2=pl.coalesce(_base_reason(_VERIFIED),
+                                               _pair_reason(_VERIFIED, w_lo, w_hi))))
+    drops = (src_reason.join(t_reason, on="pidx", maintain_order="left")
+             .with_columns(ident=pl.col("pidx").is_in(ident["pidx"].implode()))
+             .select("pidx", split=pl.lit("wrpo"),
+                     reason=pl.when(pl.col("r1").is_not_null()).then(pl.lit("no_source_response"))
+                     .when(pl.col("ident")).then(pl.lit("identical_pair"))
+                     .otherwise(pl.concat_str(pl.lit("target_"), pl.col("r2")))))
+    return wrpo, drops
 
-    sft_missing = with_stats(missing("sft", sft_sel).join(meta, on="pidx"),
-                             sft_stats if sft_stats is not None else src_stats)
-    sft_drops = sft_missing.select("pidx", split=pl.lit("sft"), reason=forced(
-        _base_reason(verified).fill_null("no_eligible_response")))
-    dpo_missing = (with_stats(missing("dpo", dpo_sel).join(meta, on="pidx"), src_stats)
-                   .join(extremes, on="pidx", how="left"))
-    dpo_drops = dpo_missing.select("pidx", split=pl.lit("dpo"), reason=forced(pl.coalesce(
-        _base_reason(verified), _pair_reason(verified, lo, hi))))
-    frames = [sft_drops, dpo_drops]
 
-    # --- WRPO triplets
-    wrpo = pl.DataFrame(schema={c: _wrpo_dtype(c) for c in WRPO_COLUMNS})
-    if tgt.height:
-        tgt_sources = (tgt.select("pidx").unique()
-                       .join(meta, on="pidx").select("source").unique())
-        w_p = (p.filter((pl.col("split") == "dpo") & (mode != "none"))
-               .join(tgt_sources, on="source", how="semi").select("pidx"))
-        ranked_t = (ranked_all.filter(pl.col("target"))
-                    .join(w_p, on="pidx", how="semi", maintain_order="left"))
-        t_valid, t_ext = _pairs(ranked_t, w_lo, w_hi, cfg.window_policy, dec)
-        t_sel = _pick(t_valid, cfg.pairing, vtab)
-        w_all = t_sel.join(best_any, on="pidx", how="inner", maintain_order="left")
-        same = pl.col("s_h") == pl.col("h")
-        w_sel = w_all.filter(~same)
-        gs, gc, gr = (gather(w_sel["s_ri"], "s_"), gather(w_sel["c_ri"], "c_"),
-                      gather(w_sel["ri"], "r_"))
-        wrpo = w_sel.join(meta, on="pidx", how="left", maintain_order="left").select(
-            "prompt_id", "category", "source",
-            chosen_source_model=pl.col("s_model").cast(pl.String),
-            chosen_source_id=gs["s_id"], chosen_source=gs["s_text"],
-            score_chosen_source=pl.col("s_score"),
-            target_model=pl.col("model").cast(pl.String),
-            chosen_target_id=gc["c_id"], chosen_target=gc["c_text"],
-            score_chosen_target=pl.col("c_score"), rejected_id=gr["r_id"],
-            rejected=gr["r_text"], score_rejected=pl.col("score"), margin=pl.col("margin"))
-        ident = w_all.filter(same).select("pidx").unique()
-        w_missing = (meta.join(w_p, on="pidx", how="semi", maintain_order="left")
-                     .join(w_sel, on="pidx", how="anti", maintain_order="left"))
-        src_reason = with_stats(w_missing, src_stats).select("pidx", r1=_base_reason(verified))
-        t_reason = (with_stats(w_missing, _stats(tgt)).join(t_ext, on="pidx", how="left")
-                    .select("pidx", r2=pl.coalesce(_base_reason(verified),
-                                                   _pair_reason(verified, w_lo, w_hi))))
-        frames.append(
-            src_reason.join(t_reason, on="pidx", maintain_order="left")
-            .with_columns(ident=pl.col("pidx").is_in(ident["pidx"].implode()))
-            .select("pidx", split=pl.lit("wrpo"),
-                    reason=pl.when(pl.col("r1").is_not_null()).then(pl.lit("no_source_response"))
-                    .when(pl.col("ident")).then(pl.lit("identical_pair"))
-                    .otherwise(pl.concat_str(pl.lit("target_"), pl.col("r2")))))
-
+def _all_drops(frames: list[pl.DataFrame], r: pl.DataFrame, meta: pl.DataFrame
+               ) -> pl.DataFrame:
+    """The drops table: prompts without a record in their split, then unusable responses."""
     prompt_drops = (pl.concat(frames).join(meta, on="pidx", how="left")
                     .select("prompt_id", "category", "source", "split",
                             model=pl.lit(None, pl.String), reason="reason"))
@@ -594,10 +637,9 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
                   .select("prompt_id", "category", "source", split=pl.lit("responses"),
                           model=pl.col("model").cast(pl.String),
                           reason=pl.col("bad").cast(pl.String)))
-    drops = (pl.concat([prompt_drops, resp_drops], how="vertical_relaxed")
-             .cast(DROP_SCHEMA).sort("prompt_id", "split", "model", "reason",
-                                     nulls_last=False))
-    return {"sft": sft, "dpo": dpo, "wrpo": wrpo, "drops": drops}
+    return (pl.concat([prompt_drops, resp_drops], how="vertical_relaxed")
+            .cast(DROP_SCHEMA).sort("prompt_id", "split", "model", "reason",
+                                    nulls_last=False))
 
 
 def _wrpo_dtype(col: str) -> pl.DataType:

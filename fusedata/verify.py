@@ -73,21 +73,25 @@ class VerifyStage(Stage):
     # 2: math verdicts changed (issue 16: extraction cascade, exact arithmetic, too_complex),
     # so verdicts cached by version 1 must not be reused.
     version = "2"
+    #: responses per shard unless the recipe says otherwise (checks are cheap per record)
+    shard_size = 512
 
-    def __init__(self, cfg: Verifiers, prompts: Dataset, shard_size: int = 512):
+    def __init__(self, cfg: Verifiers, prompts: Dataset, shard_size: int | None = None):
         self.cfg = cfg
         self.prompts = prompts
-        self.shard_size = shard_size
+        if shard_size is not None:
+            self.shard_size = shard_size
         self._math_pool: Any = None
         self._code_pool: Any = None
 
     def setup(self) -> None:
-        """Start the warm worker pools once; every shard of this stage reuses them.
+        """Nothing to load up front: the worker pools start lazily in :meth:`run`.
 
-        (Starting them per shard would cost ~0.5 s of imports each time: ~8 minutes
-        over the 1,000 shards of a FuseChat-scale build.)  The pools start lazily on
-        the first shard that has math or code responses, so an instruction-only
-        model never starts them.
+        The math and sandbox pools start on the first shard that has math or code
+        responses (an instruction-only model never starts them) and are then kept
+        for every later shard of this stage until :meth:`teardown` (starting them
+        per shard would cost ~0.5 s of imports each time: ~8 minutes over the
+        1,000 shards of a FuseChat-scale build).
         """
 
     def teardown(self) -> None:
@@ -107,7 +111,7 @@ class VerifyStage(Stage):
                 v.pop("workers", None)
         return {"verifiers": d, "prompts": self.prompts.key}
 
-    def run(self, records: pl.DataFrame, rank: int, world_size: int) -> pl.DataFrame:
+    def run(self, records: pl.DataFrame, shard_index: int, n_shards: int) -> pl.DataFrame:
         verdict: list[str | None] = [None] * records.height
         detail: list[str | None] = [None] * records.height
         if records.height:

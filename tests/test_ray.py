@@ -89,9 +89,13 @@ def _recipe(tmp: Path, models, name: str, executor: dict) -> Path:
 
 
 def _cli(recipe: Path, *extra: str) -> subprocess.Popen:
+    # One torch thread, as in a Ray actor with num_cpus 1: CPU matmuls of the small
+    # score batches (shards of 4 responses) differ in the last bits between thread
+    # counts, and the comparison below is exact.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "fusedata.cli", "build", str(recipe),
                              "--no-progress", *extra], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.PIPE, env=env)
 
 
 def _records(out: Path) -> dict[str, pl.DataFrame]:

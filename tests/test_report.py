@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,10 +15,7 @@ from fusedata.recipe import Selection
 from fusedata.report import write_report
 from fusedata.select import select_tables
 
-_spec = importlib.util.spec_from_file_location(
-    "bench_select", Path(__file__).resolve().parents[1] / "benchmarks" / "selection.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from . import selection_oracle as bench
 
 CFG = Selection(split={"instruction": {"sft": 0.4},
                        "math": {"mode": "pair_first", "dpo_share": 0.3},

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -128,3 +131,110 @@ def test_re_annotation_sends_only_new_responses_to_the_rm(tiny_models, tmp_path,
     for pid, resp, s in after.select("prompt_id", "response", "score").iter_rows():
         if (pid, resp) in by_key:
             assert s == by_key[(pid, resp)]
+
+
+# --------------------------------------------------- which model a cache belongs to
+SHA_A, SHA_B = "a" * 40, "b" * 40
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache folder, offline: the only place a Hub id resolves."""
+    from huggingface_hub import constants
+
+    folder = tmp_path / "hf-cache"
+    folder.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return folder
+
+
+def _snapshot(cache: Path, repo: str, sha: str, model: Path) -> None:
+    """Lay ``model``'s files out as the Hub cache does, with refs/main -> ``sha``."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snap = root / "snapshots" / sha
+    snap.mkdir(parents=True)
+    for f in model.iterdir():
+        if f.is_file():
+            shutil.copy(f, snap / f.name)
+    (root / "refs").mkdir(exist_ok=True)
+    (root / "refs" / "main").write_text(sha)
+
+
+def test_hub_model_is_keyed_by_its_resolved_commit_offline(hub_cache, tiny_models):
+    assert score_mod.model_identity("org/rm") is None  # never downloaded, offline
+    _snapshot(hub_cache, "org/rm", SHA_A, tiny_models["reward"])
+    spec = RewardModelSpec(path="org/rm")
+    key_a = score_mod.rm_cache_key(spec, "float32", score_mod.model_identity("org/rm"))
+    assert score_mod.model_identity("org/rm") == {"commit": SHA_A}
+    (hub_cache / "models--org--rm" / "refs" / "main").write_text(SHA_B)  # the model moved
+    assert score_mod.rm_cache_key(spec, "float32", score_mod.model_identity("org/rm")) != key_a
+
+
+def test_hub_commit_asks_the_hub_when_online(hub_cache, tiny_models, monkeypatch):
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi, constants
+
+    _snapshot(hub_cache, "org/rm", SHA_A, tiny_models["reward"])
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    asked: list[tuple[str, str]] = []
+
+    def info(self, repo_id, revision=None, **kw):
+        asked.append((repo_id, revision))
+        return SimpleNamespace(sha=SHA_B)
+
+    monkeypatch.setattr(HfApi, "model_info", info)
+    assert score_mod.hub_commit("org/rm") == SHA_B  # the Hub's answer, not the stale ref
+    assert asked == [("org/rm", "main")]
+
+    def unreachable(self, repo_id, revision=None, **kw):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(HfApi, "model_info", unreachable)
+    assert score_mod.hub_commit("org/rm") == SHA_A  # what from_pretrained would load
+
+
+def test_updated_hub_rm_rescores_and_loads_the_keyed_commit(hub_cache, tiny_models, tmp_path,
+                                                           rm_calls):
+    """A new commit on the Hub: new stage key, new score cache, model loaded at that commit."""
+    prompts = _prompts_ds(tmp_path, {"p1": [{"role": "user", "content": "a"}]})
+    recs = _responses([("p1", "one", "stop"), ("p1", "two", "stop")])
+    _snapshot(hub_cache, "org/rm", SHA_A, tiny_models["reward"])
+    first = _stage("org/rm", prompts, tmp_path / "c")
+    out1 = _run(first, recs)
+    assert first.scorer.revision == SHA_A and len(rm_calls) == 2
+    assert out1["score"].null_count() == 0
+    again = _stage("org/rm", prompts, tmp_path / "c")
+    _run(again, recs)
+    assert len(rm_calls) == 2  # same commit: every score from the cache
+    _snapshot(hub_cache, "org/rm", SHA_B, tiny_models["reward"])  # refs/main -> B
+    moved = _stage("org/rm", prompts, tmp_path / "c")
+    assert moved.fingerprint() != first.fingerprint()
+    _run(moved, recs)
+    assert moved.scorer.revision == SHA_B and len(rm_calls) == 4
+    assert len(list((tmp_path / "c").iterdir())) == 2
+
+
+def test_local_rm_is_keyed_by_config_and_weight_files(tiny_models, tmp_path):
+    rm = tmp_path / "rm"
+    shutil.copytree(tiny_models["reward"], rm)
+
+    def key() -> str:
+        return score_mod.rm_cache_key(RewardModelSpec(path=str(rm)), "float32",
+                                      score_mod.model_identity(str(rm)))
+
+    k0 = key()
+    cfg = rm / "config.json"
+    cfg.write_text(cfg.read_text())  # rewritten, same content: same model
+    (rm / "README.md").write_text("notes")  # documentation does not change scores
+    assert key() == k0
+    data = json.loads(cfg.read_text())
+    data["tiny_note"] = 1
+    cfg.write_text(json.dumps(data))
+    k1 = key()
+    assert k1 != k0
+    (weights,) = [f for f in rm.iterdir() if f.suffix in score_mod.WEIGHT_SUFFIXES]
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # retrained in place
+    assert key() != k1

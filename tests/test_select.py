@@ -19,6 +19,8 @@ from fusedata.select import (
     split_u,
 )
 
+from .selection_oracle import hash_u
+
 ALL_DPO = {"instruction": {"sft": 0.0}, "math": {"sft": 0.0}, "code": {"sft": 0.0}}
 ALL_SFT = {"instruction": {"sft": 1.0}, "math": {"sft": 1.0}, "code": {"sft": 1.0}}
 
@@ -65,6 +67,13 @@ def reasons(out: dict[str, pl.DataFrame], split: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- split
 
 
+
+def test_split_hash_is_pinned():
+    """The split must not move across versions: (u, v) of two prompts, fixed literally."""
+    assert split_u(0, ["p000", "abc"]) == ([0.38844281126370517, 0.39565188324827016],
+                                          [0.5880380032739488, 0.6804503920476309])
+    assert hash_u(0, "abc") == (0.39565188324827016, 0.6804503920476309)
+
 def test_ratio_split_is_seeded_deterministic_and_near_the_ratio():
     t = Table()
     for i in range(400):
@@ -79,9 +88,8 @@ def test_ratio_split_is_seeded_deterministic_and_near_the_ratio():
     dpo_drops = reasons(a, "dpo")
     assert set(dpo_drops) == {f"p{i:03d}" for i in range(400)} - sft
     assert set(dpo_drops.values()) == {"no_same_model_pair"}
-    # the split is u < sft with u from blake2b(seed, prompt id)
-    u, _ = split_u(3, [f"p{i:03d}" for i in range(400)])
-    assert sft == {f"p{i:03d}" for i in range(400) if u[i] < 0.4}
+    # the split is u < sft with u from blake2b(seed, prompt id), computed independently
+    assert sft == {f"p{i:03d}" for i in range(400) if hash_u(3, f"p{i:03d}")[0] < 0.4}
 
 
 def test_pair_first_fills_dpo_share_with_pairable_prompts_in_hash_order():
@@ -93,8 +101,7 @@ def test_pair_first_fills_dpo_share_with_pairable_prompts_in_hash_order():
             t.add(pid, "a", 0.45, "incorrect", cat="math")
     out = run(t, split={"math": {"mode": "pair_first", "dpo_share": 0.3}}, seed=1)
     pairable = [f"m{i}" for i in range(6)]
-    u, _ = split_u(1, pairable)
-    expect = {p for _, p in sorted(zip(u, pairable, strict=True))[:3]}  # floor(0.3 * 10)
+    expect = set(sorted(pairable, key=lambda p: hash_u(1, p)[0])[:3])  # floor(0.3 * 10)
     assert set(out["dpo"]["prompt_id"]) == expect
     assert set(out["sft"]["prompt_id"]) == {f"m{i}" for i in range(10)} - expect
     assert out["drops"].height == 0

@@ -3,14 +3,12 @@
 Each example checks the invariants of the issue (window, one model per pair,
 eligibility, deterministic disjoint split, every prompt accounted for) and
 that the vectorised path agrees with the plain per-prompt loop of
-``benchmarks/selection.py`` (an independent rendering of the same rules).
+``tests/selection_oracle.py`` (an independent rendering of the same rules).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import polars as pl
 from hypothesis import HealthCheck, given, settings
@@ -19,10 +17,7 @@ from hypothesis import strategies as st
 from fusedata.recipe import Selection
 from fusedata.select import VERIFIED, select_tables
 
-_spec = importlib.util.spec_from_file_location(
-    "bench_select", Path(__file__).resolve().parents[1] / "benchmarks" / "selection.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from . import selection_oracle as bench
 
 CATS = ("instruction", "math", "code", "chinese", "math", "code", "instruction", None)
 VERDICTS = {"math": ["correct"] * 3 + ["incorrect"] * 2 + ["no_answer", "timeout", None, "passed"],

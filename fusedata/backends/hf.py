@@ -5,8 +5,10 @@ the vLLM or HTTP backends.  Chat formatting uses the model tokenizer's own chat
 template; requests are sorted by prompt length and batched (``batch_size``
 sequences per ``generate`` call, the ``n`` samples of a prompt sharing one
 call via ``num_return_sequences``), and each batch is seeded from the recipe
-seed and the prompt ids in it, so results do not depend on which shard or run
-produced them.
+seed and the prompt ids in it, never from a shard's index, the run or the
+worker, so a resumed or Ray run reproduces it.  Batches are cut inside one
+shard, so ``shard_size`` and ``batch_size`` decide which prompts share a seed:
+changing them changes the samples (neither is in the cache key).
 
 Continuous batching: with ``transformers: {continuous_batching: on}`` each
 group of prompts sharing ``n`` goes to transformers' ``generate_batch`` (paged
@@ -146,7 +148,7 @@ class TransformersSampler(Sampler):
         return [r if r is not None else [] for r in results]
 
     def _seed(self, idx: list[int], requests: list[Request], torch: Any) -> None:
-        """Seed from the recipe seed and the prompt ids of the batch (not its shard)."""
+        """Seed from the recipe seed and the prompt ids of the batch (not the shard's index)."""
         sp = self.spec.sampling
         seed_src = f"{sp.seed}|" + "|".join(f"{requests[i].key}:{requests[i].seed}" for i in idx)
         torch.manual_seed(int(hashlib.sha256(seed_src.encode()).hexdigest()[:8], 16))

@@ -533,7 +533,12 @@ class Selection(_Strict):
 class Executor(_Strict):
     type: Literal["local", "ray"] = "local"
     address: str | None = None
-    shard_size: Annotated[int, Field(gt=0)] = 64
+    shard_size: (Annotated[int, Field(gt=0)]
+                 | dict[Literal["sample", "score", "verify"], Annotated[int, Field(gt=0)]]
+                 | None) = Field(
+        default=None,
+        description="rows per shard: one number for every map stage, or per stage "
+                    "({sample: 64, score: 256, verify: 512}); a stage left out keeps its default")
     resources: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
