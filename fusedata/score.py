@@ -141,7 +141,7 @@ class RewardScorer:
     def load(self) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from .backends.hf import quiet_transformers, resolve_dtype
+        from .torchenv import quiet_transformers, resolve_dtype
 
         quiet_transformers()
         self.devices = resolve_devices(self.spec)
@@ -523,7 +523,7 @@ class ScoreStage(Stage):
             log.warning("score: no commit known for %s: its scores are not cached",
                         self.spec.path)
             return
-        from .backends.hf import resolve_dtype
+        from .torchenv import resolve_dtype
 
         dtype = str(resolve_dtype(self.spec.dtype, resolve_devices(self.spec)[0]))
         self.cache = ScoreCache(self.cache_dir / rm_cache_key(self.spec, dtype, identity))

@@ -32,33 +32,10 @@ import logging
 from typing import Any
 
 from ..recipe import ModelSpec, TransformersOptions
+from ..torchenv import quiet_transformers, resolve_device, resolve_dtype
 from .base import Generation, Request, Sampler
 
 log = logging.getLogger("fusedata")
-
-def quiet_transformers() -> None:
-    """transformers' per-file progress bars and warnings drown the stage progress bars."""
-    from transformers.utils import logging as tlog
-
-    tlog.disable_progress_bar()
-    tlog.set_verbosity_error()
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_dtype(dtype: str, device: str) -> Any:
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
-
 
 class TransformersSampler(Sampler):
     def __init__(self, spec: ModelSpec):
