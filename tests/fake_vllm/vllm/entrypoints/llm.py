@@ -144,7 +144,8 @@ class LLM:
                 for r, ((ids, text), sp) in enumerate(zip(all_ids, sps, strict=True))]
 
     def chat(self, messages: Any, sampling_params: Any = None, use_tqdm: bool = True,
-             lora_request: Any = None, chat_template: str | None = None,
+             lora_request: Any = None, priority: Any = None, chat_template: str | None = None,
+             chat_template_content_format: str = "auto",
              add_generation_prompt: bool = True) -> list[RequestOutput]:
         convs = messages if messages and isinstance(messages[0], list) else [messages]
         ids = [safe_apply_chat_template(self.model_config, self.get_tokenizer(), c,
