@@ -341,12 +341,39 @@ class ModelSpec(_Strict):
             if sp.top_k or sp.repetition_penalty != 1.0:
                 raise ValueError("sampling.top_k / repetition_penalty are set but "
                                  "http.sampling_extensions is false: the server would ignore them")
+        if self.backend == "vllm":
+            self._vllm_sampling()
         for opt, backend in (("transformers", "transformers"), ("vllm", "vllm"),
                              ("http", "openai"), ("import_", "import")):
             if getattr(self, opt) is not None and self.backend != backend:
                 raise ValueError(f"'{opt.rstrip('_')}' settings given but backend is "
                                  f"{self.backend!r}")
         return self
+
+    def _vllm_sampling(self) -> None:
+        """Reject what ``vllm.SamplingParams`` would reject or silently change (vLLM 0.33).
+
+        vLLM raises for temperature > 2 and for n > 1 with temperature 0 (greedy),
+        and raises 0 < temperature < 0.01 to 0.01 with only a log line; at build
+        time the first two lose a whole shard and the third records a temperature
+        that was not used.  The checks are vLLM's (``SamplingParams._verify_args``,
+        ``_verify_greedy_sampling``, ``__post_init__``'s ``_MAX_TEMP``).
+        """
+        t = self.sampling.temperature
+        if t > 2.0:
+            raise LocatedError(("sampling", "temperature"),
+                               f"backend 'vllm' accepts temperature in [0, 2], got {t}")
+        if 0 < t < 0.01:
+            raise LocatedError(("sampling", "temperature"),
+                               f"vLLM raises a temperature below 0.01 to 0.01 (got {t}); use 0 "
+                               "for greedy decoding or a value >= 0.01")
+        if t == 0:
+            many = sorted(k for k, v in self.samples.items() if v > 1)
+            if many:
+                raise LocatedError(("sampling", "temperature"),
+                                   f"temperature 0 is greedy decoding, where vLLM needs n == 1, "
+                                   f"but samples.{many[0]} is {self.samples[many[0]]}; set "
+                                   "samples to 0/1 or use a temperature > 0")
 
 
 class RewardModelSpec(_Strict):

@@ -1,8 +1,8 @@
-"""Fake vLLM for tests (see ../README.md): same call signatures, seeded random tokens."""
+"""Fake vLLM for tests (see ../README.md): vLLM 0.33's names and checks, seeded random tokens."""
 
 from __future__ import annotations
 
-from .entrypoints import LLM
+from .entrypoints.llm import LLM
 from .outputs import CompletionOutput, RequestOutput
 from .sampling_params import SamplingParams
 

@@ -1,5 +1,13 @@
+"""``RequestOutput`` / ``CompletionOutput`` look-alikes.
+
+Field order is vLLM 0.33's, up to the last field fusedata reads, so a
+positional construction means the same thing in both (``routed_experts`` sits
+between ``logprobs`` and ``finish_reason`` in the real dataclass).
+"""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -8,9 +16,10 @@ from typing import Any
 class CompletionOutput:
     index: int
     text: str
-    token_ids: list[int]
+    token_ids: Sequence[int]
     cumulative_logprob: float | None
     logprobs: Any
+    routed_experts: Any = None
     finish_reason: str | None = None
     stop_reason: int | str | None = None
 

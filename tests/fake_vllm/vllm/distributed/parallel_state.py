@@ -1,13 +1,16 @@
-"""Cleanup helpers; calls are recorded so tests can check the engine was released."""
+"""``cleanup_dist_env_and_memory`` look-alike; each call goes to the shared call record.
+
+The record also notes how many fake ``LLM`` objects were still alive at the
+time, so a test can tell whether the caller dropped its references *before*
+asking vLLM to empty the cache (the real function can only free what nothing
+references any more).
+"""
 
 from __future__ import annotations
 
-CALLS: list[str] = []
+from .. import _record
 
 
-def destroy_model_parallel() -> None:
-    CALLS.append("destroy_model_parallel")
-
-
-def destroy_distributed_environment() -> None:
-    CALLS.append("destroy_distributed_environment")
+def cleanup_dist_env_and_memory(shutdown_ray: bool = False) -> None:
+    _record.CALLS.append(("cleanup_dist_env_and_memory", {"live_llms": _record.live_llms(),
+                                                          "shutdown_ray": shutdown_ray}))
