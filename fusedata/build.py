@@ -133,6 +133,7 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
             atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
                               out_dir / "recipe.json")
             _report_and_card(out_dir, recipe)
+            _view(out_dir, recipe)
     res.stages = engine.results
     res.seconds = time.perf_counter() - t0
     return res
@@ -165,6 +166,24 @@ def _report_and_card(out_dir: Path, recipe: Recipe) -> None:
 
     write_report(out_dir)
     write_card(out_dir, recipe=recipe)  # the card embeds the report's composition table
+    atomic_write_text(json.dumps({"key": key}), marker)
+
+
+def _view(out_dir: Path, recipe: Recipe) -> None:
+    """Write ``OUT/view.html`` after the report (it embeds the report's table and plots);
+    skipped when nothing changed, keyed like the report so a cached re-run does no work."""
+    from .layout import MARKER, REPORT_JSON, VIEW_HTML
+    from .view import VERSION, write_view
+
+    key = stable_hash({"export": (out_dir / MARKER).read_text(),
+                       "report": (out_dir / REPORT_JSON).read_text(),
+                       "recipe": recipe.model_dump(mode="json"), "version": VERSION})
+    marker = out_dir / ".fusedata-view.json"
+    if (marker.exists() and json.loads(marker.read_text()).get("key") == key
+            and (out_dir / VIEW_HTML).exists()):
+        return
+
+    write_view(out_dir)
     atomic_write_text(json.dumps({"key": key}), marker)
 
 

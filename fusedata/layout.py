@@ -7,6 +7,7 @@ This is the only module that knows the layout; ``export`` writes it, ``report``,
     OUT/data/{sft,dpo,wrpo}/train-*.parquet  the record sets (:mod:`fusedata.export`)
     OUT/drops.parquet                     every prompt without a record, with the reason
     OUT/report.json, report.md, report/   the composition report (:mod:`fusedata.report`)
+    OUT/view.html                         the record viewer (:mod:`fusedata.view`)
     OUT/dataset_info.json, llamafactory/  LLaMA-Factory files (``--format llamafactory``)
     OUT/.fusedata-export.json             export marker: data files, empty sets, sources
     OUT/recipe.json                       the recipe (local paths; never published)
@@ -37,6 +38,8 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 #: folder of the report's PNG plots
 PLOT_DIR = "report"
+#: the self-contained record viewer page
+VIEW_HTML = "view.html"
 RECIPE_JSON = "recipe.json"
 LLAMAFACTORY_INFO = "dataset_info.json"
 LLAMAFACTORY_DIR = "llamafactory"
