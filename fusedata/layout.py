@@ -8,6 +8,7 @@ This is the only module that knows the layout; ``export`` writes it, ``report``,
     OUT/drops.parquet                     every prompt without a record, with the reason
     OUT/report.json, report.md, report/   the composition report (:mod:`fusedata.report`)
     OUT/view.html                         the record viewer (:mod:`fusedata.view`)
+    OUT/.fusedata-view-drops.parquet      dropped prompts' text and responses, for the viewer
     OUT/dataset_info.json, llamafactory/  LLaMA-Factory files (``--format llamafactory``)
     OUT/.fusedata-export.json             export marker: data files, empty sets, sources
     OUT/recipe.json                       the recipe (local paths; never published)
@@ -40,6 +41,9 @@ REPORT_MD = "report.md"
 PLOT_DIR = "report"
 #: the self-contained record viewer page
 VIEW_HTML = "view.html"
+#: what the viewer shows of dropped prompts beyond drops.parquet (prompt text, each
+#: response's score and verdict); written by the build, local only (never published)
+VIEW_DROPS = ".fusedata-view-drops.parquet"
 RECIPE_JSON = "recipe.json"
 LLAMAFACTORY_INFO = "dataset_info.json"
 LLAMAFACTORY_DIR = "llamafactory"

@@ -34,15 +34,17 @@ from typing import Any
 import polars as pl
 
 from .engine import atomic_write_text
-from .layout import DROPS, VIEW_HTML, set_files
+from .layout import DROPS, VIEW_DROPS, VIEW_HTML, set_files
 from .report import read_report
 
 #: the page's version: part of the build's cache key, so a changed page is rewritten
 VERSION = 1
 #: records embedded per set unless asked otherwise
 DEFAULT_SAMPLE = 2000
-#: dropped prompts embedded at most
-DROP_CAP = 20_000
+#: dropped prompts embedded at most (with their responses' scores and verdicts)
+DROP_CAP = 5_000
+#: characters of a dropped prompt's response shown (the start shows empty/garbled answers)
+PREVIEW = 300
 #: characters of one text embedded whole; a longer one keeps its first HEAD and last
 #: TAIL characters (the page says how many were cut)
 TEXT_CAP = 6_000
@@ -177,20 +179,71 @@ def _sft_rows(df: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _drop_rows(drops: pl.DataFrame, cap: int) -> tuple[list[dict[str, Any]], int]:
-    """Prompt-level drops (up to ``cap``), each with its unusable responses' reasons."""
+#: response columns kept for dropped prompts (those a build has)
+DETAIL_COLUMNS = ("prompt_id", "model", "sample_idx", "score", "verdict", "verdict_detail",
+                  "finish_reason", "error")
+
+
+def drop_details(drops: pl.LazyFrame, prompts: pl.LazyFrame, responses: list[pl.LazyFrame],
+                 cap: int = DROP_CAP) -> pl.DataFrame:
+    """What ``drops.parquet`` does not say about a dropped prompt: its messages and every
+    response it got (model, score, verdict, detail, the response's first
+    :data:`PREVIEW` characters and length), for the first ``cap`` dropped prompts.
+
+    The build calls this with the prompts and the per-model scored and verified
+    responses (the exported files hold neither for a prompt without a record) and writes
+    the result to :data:`~fusedata.layout.VIEW_DROPS`.
+    """
+    ids = (drops.filter(pl.col("split") != "responses").select("prompt_id")
+           .unique(maintain_order=True).head(cap))
+    parts = []
+    for lf in responses:
+        have = lf.collect_schema().names()
+        parts.append(lf.join(ids, on="prompt_id", how="semi").select(
+            *[c for c in DETAIL_COLUMNS if c in have],
+            preview=pl.col("response").str.slice(0, PREVIEW),
+            length=pl.col("response").str.len_chars()))
+    agg = (pl.concat(parts, how="diagonal_relaxed") if parts else
+           pl.LazyFrame(schema={"prompt_id": pl.String}))
+    sort = [c for c in ("model", "sample_idx") if c in agg.collect_schema().names()]
+    agg = (agg.sort("prompt_id", *sort).group_by("prompt_id", maintain_order=True)
+           .agg(responses=pl.struct(pl.exclude("prompt_id"))))
+    p = prompts.select("prompt_id", "messages").join(ids, on="prompt_id", how="semi")
+    return (ids.join(p, on="prompt_id", how="left")
+            .join(agg, on="prompt_id", how="left").collect())
+
+
+def _drop_rows(drops: pl.DataFrame, details: pl.DataFrame | None,
+               cap: int) -> tuple[list[dict[str, Any]], int]:
+    """Prompt-level drops (up to ``cap``), each with its unusable responses' reasons and,
+    where the build recorded them, its messages and responses (:func:`drop_details`)."""
     prompt_level = drops.filter(pl.col("split") != "responses")
     resp = (drops.filter(pl.col("split") == "responses")
             .group_by("prompt_id", "model", "reason").len()
             .sort("prompt_id", "model", "reason")
             .group_by("prompt_id", maintain_order=True)
-            .agg(resp=pl.concat_list(pl.col("model").fill_null(""), pl.col("reason"),
-                                     pl.col("len").cast(pl.String))))
-    rows = prompt_level.head(cap).join(resp, on="prompt_id", how="left")
-    return ([{"id": x["prompt_id"], "cat": x["category"], "src": x["source"],
-              "split": x["split"], "reason": x["reason"],
-              "resp": [[m, r, int(c)] for m, r, c in (x["resp"] or [])]}
-             for x in rows.iter_rows(named=True)], prompt_level.height)
+            .agg(bad=pl.concat_list(pl.col("model").fill_null(""), pl.col("reason"),
+                                    pl.col("len").cast(pl.String))))
+    rows = prompt_level.head(cap).join(resp, on="prompt_id", how="left", maintain_order="left")
+    if details is not None:
+        rows = rows.join(details.unique("prompt_id"), on="prompt_id", how="left",
+                         maintain_order="left")
+    out = []
+    for x in rows.iter_rows(named=True):
+        r: dict[str, Any] = {"id": x["prompt_id"], "cat": x["category"], "src": x["source"],
+                             "split": x["split"], "reason": x["reason"],
+                             "bad": [[m, b, int(c)] for m, b, c in (x["bad"] or [])],
+                             "prompt": _messages(x.get("messages")),
+                             "detail": details is not None}
+        r["resp"] = [{"model": y.get("model"), "score": y.get("score"),
+                      "verdict": y.get("verdict"),
+                      "detail": (y.get("verdict_detail") or "")[:PREVIEW] or None,
+                      "finish": y.get("finish_reason"), "error": y.get("error"),
+                      "preview": y.get("preview") or "", "length": y.get("length") or 0}
+                     for y in (x.get("responses") or [])]
+        r["verdict"] = sorted({y["verdict"] for y in r["resp"] if y["verdict"]})
+        out.append(r)
+    return out, prompt_level.height
 
 
 def _json_for_script(obj: Any) -> str:
@@ -232,7 +285,10 @@ def collect(out: Path, sample: int = DEFAULT_SAMPLE, seed: int = 0,
     drops_path = out / DROPS
     drops: dict[str, Any] = {"total": 0, "embedded": 0, "rows": []}
     if drops_path.exists():
-        rows, total = _drop_rows(pl.read_parquet(drops_path), drop_cap)
+        details = out / VIEW_DROPS
+        rows, total = _drop_rows(pl.read_parquet(drops_path),
+                                 pl.read_parquet(details) if details.exists() else None,
+                                 drop_cap)
         drops = {"total": total, "embedded": len(rows), "rows": rows}
     rep = read_report(out)
     plots = {}
@@ -299,8 +355,9 @@ pre{white-space:pre-wrap;word-break:break-word;margin:2px 0;font:12px/1.35 ui-mo
 .cut{font-size:11px;color:#a60}
 .role{font-size:11px;color:#777}
 table{border-collapse:collapse;margin:8px 0;background:#fff}
-td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}
-td:first-child,th:first-child{text-align:left}
+td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left;vertical-align:top}
+td.num{text-align:right}
+.rec table td:last-child{text-align:left;font:12px ui-monospace,monospace;white-space:pre-wrap;word-break:break-word}
 img{max-width:100%;background:#fff;border:1px solid #ddd;margin:6px 0}
 </style></head><body>
 <header><h1 id="title"></h1><div id="note"></div></header>
@@ -336,7 +393,7 @@ document.getElementById("note").textContent =
 function rows() { return st.tab === "drops" ? D.drops.rows : (D.sets[st.tab] || {rows: []}).rows; }
 function filters() {
   if (st.tab === "report") return [];
-  if (st.tab === "drops") return [["cat", "category"], ["src", "source"], ["split", "split"], ["reason", "drop reason"]];
+  if (st.tab === "drops") return [["cat", "category"], ["src", "source"], ["split", "split"], ["reason", "drop reason"], ["verdict", "verdict"]];
   const f = [["cat", "category"], ["ds", "source dataset"], ["model", "source model"]];
   if (rows().some(r => r.verdict.length)) f.push(["verdict", "verdict"]);
   return f;
@@ -350,7 +407,7 @@ function haystack(r) {
   if (r._h === undefined) {
     const parts = [r.id];
     for (const m of r.prompt || []) parts.push(m[1], m[3]);
-    for (const x of r.resp || []) parts.push(...(Array.isArray(x) ? x : [x.text[0], x.text[2]]));
+    for (const x of r.resp || []) parts.push(...(x.text ? [x.text[0], x.text[2]] : [x.preview || "", x.detail || ""]));
     if (r.reason) parts.push(r.reason);
     r._h = parts.join("\n").toLowerCase();
   }
@@ -404,7 +461,12 @@ function card(r) {
   if (st.tab === "drops") {
     meta.append($("span", {class: "tag", text: r.split + ": " + r.reason}));
     const box = $("div", {class: "rec"}, meta);
-    if (r.resp.length) box.append($("div", {class: "meta", text: "unusable responses: " + r.resp.map(x => (x[0] || "?") + " " + x[1] + " ×" + x[2]).join(", ")}));
+    for (const m of r.prompt) box.append($("div", {class: "role", text: m[0]}), textBlock(m.slice(1)));
+    if (r.bad.length) box.append($("div", {class: "meta", text: "unusable responses: " + r.bad.map(x => (x[0] || "?") + " " + x[1] + " ×" + x[2]).join(", ")}));
+    if (r.resp.length) box.append(table(["model", "score", "verdict", "verdict detail", "finish", "chars", "response (start)"],
+      r.resp.map(y => [y.model ?? "-", y.score == null ? "-" : y.score, y.verdict ?? "-", y.detail ?? "", (y.finish ?? "") + (y.error ? " (" + y.error + ")" : ""), y.length, y.preview])));
+    else if (!r.detail) box.append($("div", {class: "role", text: "(the prompt's text and responses are recorded by fusedata build only)"}));
+    else box.append($("div", {class: "role", text: "no responses"}));
     return box;
   }
   if (r.margin != null) meta.append($("span", {text: "margin " + fmt(r.margin)}));
@@ -423,7 +485,7 @@ function card(r) {
 }
 function table(head, body) {
   return $("table", {}, $("tr", {}, ...head.map(h => $("th", {text: h}))),
-    ...body.map(r => $("tr", {}, ...r.map(c => $("td", {text: typeof c === "number" ? n(c) : String(c)})))));
+    ...body.map(r => $("tr", {}, ...r.map(c => typeof c === "number" ? $("td", {class: "num", text: n(c)}) : $("td", {text: String(c)})))));
 }
 function report() {
   const list = document.getElementById("list"), R = D.report;
@@ -439,7 +501,7 @@ function draw() {
   const list = document.getElementById("list");
   list.textContent = "";
   const count = document.getElementById("count"), what = document.getElementById("what"), sampled = document.getElementById("sampled");
-  if (st.tab === "report") { count.textContent = ""; what.textContent = "report"; sampled.textContent = ""; report(); return; }
+  if (st.tab === "report") { count.textContent = ""; what.textContent = ""; sampled.textContent = ""; report(); return; }
   const sel = selected();
   count.textContent = String(sel.length);
   const set = st.tab === "drops" ? D.drops : D.sets[st.tab];

@@ -136,7 +136,15 @@ def test_sample_is_stated_and_report_is_embedded(demo_out):
     assert data["report"]["totals"]["dpo"] == n
     assert data["plots"]["margins"].startswith("data:image/png;base64,iVBORw0KGgo")
     drops = pl.read_parquet(demo_out / "drops.parquet")
-    assert data["drops"]["total"] == drops.filter(pl.col("split") != "responses").height
+    assert data["drops"]["total"] == drops.filter(pl.col("split") != "responses").height > 0
+    # each dropped prompt comes with its text and every response the build verified
+    verified = pl.read_parquet(list((demo_out / ".work" / "verify").glob("*/*.parquet")))
+    for row in data["drops"]["rows"]:
+        assert row["detail"] and row["prompt"] and row["prompt"][-1][0] == "user"
+        mine = verified.filter(pl.col("prompt_id") == row["id"])
+        assert sorted((r["model"], r["verdict"] or "", r["length"]) for r in row["resp"]) == \
+            sorted(mine.select("model", pl.col("verdict").fill_null(""),
+                               pl.col("response").str.len_chars()).iter_rows())
     assert _embedded(render(data)) == data
 
 
@@ -160,6 +168,11 @@ def test_cli_view(demo_out, tmp_path):
     data = _embedded((out / "view.html").read_text())
     assert data["sample"] == 2 and data["report"] is not None
     assert data["sets"]["dpo"]["embedded"] < data["sets"]["dpo"]["total"]
+    # an OUT the build did not record drop details for still shows its drops
+    (out / ".fusedata-view-drops.parquet").unlink()
+    assert CliRunner().invoke(cli, ["view", str(out)]).exit_code == 0
+    drops = _embedded((out / "view.html").read_text())["drops"]["rows"]
+    assert drops and all(not r["detail"] and r["resp"] == [] for r in drops)
     bad = CliRunner().invoke(cli, ["view", str(tmp_path)])
     assert bad.exit_code != 0 and "no sft/dpo/wrpo parquet files" in bad.output
 
