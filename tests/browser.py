@@ -28,7 +28,8 @@ from typing import Any
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--remote-debugging-address=127.0.0.1",
+         "--disable-extensions", "--disable-crash-reporter", "--disable-breakpad",
+         "--remote-debugging-address=127.0.0.1",
          "--remote-debugging-port=0", "--window-size=1400,1000")
 
 
@@ -137,28 +138,45 @@ class Browser:
         self.call("Page.enable")
         self.call("Runtime.enable")
 
+    def _next(self) -> dict[str, Any]:
+        """The next message; events are kept, and a JavaScript dialog (alert, confirm) is
+        recorded and dismissed at once: an open dialog blocks the page, so a test would
+        hang instead of failing on the event."""
+        assert self.ws is not None
+        msg = json.loads(self.ws.recv())
+        if "method" in msg:
+            self.events.append(msg)
+            if msg["method"] == "Page.javascriptDialogOpening":
+                self._id += 1
+                self.ws.send(json.dumps({"id": self._id, "method": "Page.handleJavaScriptDialog",
+                                         "params": {"accept": False}}))
+        return msg
+
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         assert self.ws is not None
         self._id += 1
-        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        me = self._id
+        self.ws.send(json.dumps({"id": me, "method": method, "params": params}))
         while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == self._id:
+            msg = self._next()
+            if msg.get("id") == me:
                 if "error" in msg:
                     raise RuntimeError(f"{method}: {msg['error']}")
                 return msg.get("result", {})
-            self.events.append(msg)
 
     def wait_event(self, method: str) -> dict[str, Any]:
-        assert self.ws is not None
         for e in self.events:
             if e.get("method") == method:
                 return e
         while True:
-            msg = json.loads(self.ws.recv())
-            self.events.append(msg)
+            msg = self._next()
             if msg.get("method") == method:
                 return msg
+
+    def dialogs(self) -> list[str]:
+        """Messages of the JavaScript dialogs the page opened so far."""
+        return [e["params"].get("message", "") for e in self.events
+                if e.get("method") == "Page.javascriptDialogOpening"]
 
     def open(self, url: str) -> None:
         self.events.clear()

@@ -177,9 +177,8 @@ def test_cli_view(demo_out, tmp_path):
     assert bad.exit_code != 0 and "no sft/dpo/wrpo parquet files" in bad.output
 
 
-def test_200k_pairs_page_is_small_and_quick(tmp_path):
-    """Issue 20's scale acceptance: 200k DPO pairs -> under 10 MB, built in under 10 s."""
-    n = 200_000
+def _synthetic_200k(out: Path, n: int = 200_000) -> None:
+    """An OUT with ``n`` invented DPO pairs of ~3,000 characters (5 models, 3 categories)."""
     i = pl.int_range(n, eager=True)
     text = lambda col, reps: pl.concat_str(pl.lit("answer "), col.cast(pl.String),  # noqa: E731
                                            pl.lit(" lorem ipsum dolor sit amet. " * reps))
@@ -194,9 +193,13 @@ def test_200k_pairs_page_is_small_and_quick(tmp_path):
         category=pl.when(pl.col("i") % 10 < 6).then(pl.lit("instruction"))
         .when(pl.col("i") % 10 < 8).then(pl.lit("math")).otherwise(pl.lit("code")),
         source=pl.lit("src"), source_dataset=pl.lit("org/ds"))
-    (tmp_path / "data" / "dpo").mkdir(parents=True)
-    df.write_parquet(tmp_path / "data" / "dpo" / "train-00000-of-00001.parquet")
-    del df
+    (out / "data" / "dpo").mkdir(parents=True)
+    df.write_parquet(out / "data" / "dpo" / "train-00000-of-00001.parquet")
+
+
+def test_200k_pairs_page_is_small_and_quick(tmp_path):
+    """Issue 20's scale acceptance: 200k DPO pairs -> under 10 MB, built in under 10 s."""
+    _synthetic_200k(tmp_path)
     t0 = time.perf_counter()
     path = write_view(tmp_path)
     secs = time.perf_counter() - t0
@@ -226,6 +229,21 @@ def _count(b: Browser) -> int:
     return int(b.eval("document.getElementById('count').textContent"))
 
 
+def test_200k_page_opens_in_seconds(tmp_path, browser):
+    _synthetic_200k(tmp_path)
+    path = write_view(tmp_path)
+    t0 = time.perf_counter()
+    browser.open(path.as_uri())
+    assert _count(browser) == 2000
+    secs = time.perf_counter() - t0
+    print(f"\n200k DPO pairs: the page loaded and drew in {secs:.2f} s")
+    assert secs < 5
+    assert "2,000 of 200,000 embedded" in browser.eval("document.getElementById('sampled')"
+                                                       ".textContent")
+    _set(browser, "#f-cat", "math", "change")  # 20% of the pairs, and of the sample
+    assert _count(browser) == 400
+
+
 def test_page_in_chromium(demo_out, tmp_path, browser):
     out = tmp_path / "out"
     shutil.copytree(demo_out, out)
@@ -240,7 +258,12 @@ def test_page_in_chromium(demo_out, tmp_path, browser):
     dpo.write_parquet(f)
     write_view(out)
     b = browser
+    b.call("Network.enable")
     b.open((out / "view.html").as_uri())
+    urls = {e["params"]["request"]["url"] for e in b.events
+            if e.get("method") == "Network.requestWillBeSent"}
+    assert (out / "view.html").as_uri() in urls  # the page itself, and nothing else
+    assert urls <= {(out / "view.html").as_uri()} | {u for u in urls if u.startswith("data:")}
     errors = [e for e in b.events if e.get("method") == "Runtime.exceptionThrown"]
     assert not errors, errors
 
@@ -275,7 +298,7 @@ def test_page_in_chromium(demo_out, tmp_path, browser):
     assert HOSTILE in texts and any("<script>alert(1)</script>" in t for t in texts)
     assert b.eval("document.querySelectorAll('#list script, #list img').length") == 0
     assert b.eval("typeof window.__pwned") == "undefined"
-    assert not [e for e in b.events if e.get("method") == "Page.javascriptDialogOpening"]
+    assert b.dialogs() == []
 
     # the seeded random sample says its seed and is repeatable
     _set(b, "#search", "", "input")
