@@ -27,6 +27,7 @@ It reads OUT only through :mod:`fusedata.layout` and the report through
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 import polars as pl
 
 from .engine import atomic_write_text
-from .layout import DROPS, VIEW_DROPS, VIEW_HTML, set_files
+from .layout import DROPS, VIEW_DROPS, VIEW_HTML, VIEW_VERDICTS, set_files
 from .report import read_report
 
 #: the page's version: part of the build's cache key, so a changed page is rewritten
@@ -98,6 +99,45 @@ def stratified_sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
             .drop("_row", "_r", "_quota", *kn))
 
 
+#: the selection's response-id columns of each record set
+RECORD_IDS = {"sft": ("response_id",), "dpo": ("chosen_id", "rejected_id"),
+              "wrpo": ("chosen_source_id", "chosen_target_id", "rejected_id")}
+
+Verdicts = dict[str, tuple[str | None, str | None]]
+
+
+def text_key(prompt_id: str, text: str | None) -> str:
+    """A response's key in :data:`~fusedata.layout.VIEW_VERDICTS`: its prompt id and a
+    hash of its text (the record sets hold the text, not the response id)."""
+    digest = hashlib.sha1((text or "").encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{prompt_id}:{digest}"
+
+
+def record_verdicts(selection: dict[str, pl.LazyFrame], responses: list[pl.LazyFrame]
+                    ) -> pl.DataFrame:
+    """``key``, ``verdict``, ``verdict_detail`` of every verified response that is part of
+    an SFT record, DPO pair or WRPO triplet (``selection``: the selection's tables, which
+    carry response ids; ``responses``: the verified responses of each model)."""
+    ids = [selection[name].select(pl.col(c).cast(pl.String).alias("response_id"))
+           for name, cols in RECORD_IDS.items() if name in selection
+           for c in cols if c in selection[name].collect_schema().names()]
+    parts = [lf.filter(pl.col("verdict").is_not_null())
+             .join(pl.concat(ids).unique(), on="response_id", how="semi")
+             .select("prompt_id", "response", "verdict", "verdict_detail")
+             for lf in responses if ids and "verdict" in lf.collect_schema().names()]
+    schema = {"key": pl.String, "verdict": pl.String, "verdict_detail": pl.String}
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    df = pl.concat(parts, how="vertical_relaxed").collect()
+    keys = [text_key(p, r) for p, r in zip(df["prompt_id"], df["response"], strict=True)]
+    return (df.select("verdict", "verdict_detail").with_columns(key=pl.Series(keys))
+            .unique("key", keep="first", maintain_order=True).select(*schema))
+
+
+def _verdict(verdicts: Verdicts, pid: str, text: str | None) -> tuple[str | None, str | None]:
+    return verdicts.get(text_key(pid, text), (None, None)) if verdicts else (None, None)
+
+
 def _text(v: str | None) -> list[Any]:
     """``[head, cut, tail]``: a text up to :data:`TEXT_CAP` whole (``cut`` 0, ``tail``
     empty), a longer one as its first :data:`HEAD` and last :data:`TAIL` characters and
@@ -122,52 +162,61 @@ def _opt(df: pl.DataFrame, col: str) -> pl.Expr:
     return pl.col(col) if col in df.columns else pl.lit(None, pl.String)
 
 
-def _dpo_rows(df: pl.DataFrame) -> list[dict[str, Any]]:
+def _dpo_rows(df: pl.DataFrame, verdicts: Verdicts) -> list[dict[str, Any]]:
     d = df.select(
         "prompt_id", "category", "source", "source_dataset", "source_model", "margin",
         "score_chosen", "score_rejected", "prompt", c=_content("chosen"),
-        r=_content("rejected"), rejected_model=_opt(df, "rejected_model"),
-        vc=_opt(df, "verdict_chosen"), vr=_opt(df, "verdict_rejected"),
-        dc=_opt(df, "verdict_detail_chosen"), dr=_opt(df, "verdict_detail_rejected"))
-    return [{"id": x["prompt_id"], "cat": x["category"], "src": x["source"],
-             "ds": x["source_dataset"], "model": x["source_model"], "margin": x["margin"],
-             "score": x["score_chosen"], "len": len(x["c"] or ""),
-             "prompt": _messages(x["prompt"]),
-             "verdict": [v for v in (x["vc"], x["vr"]) if v is not None],
-             "resp": [{"label": "chosen", "model": x["source_model"], "score": x["score_chosen"],
-                       "verdict": x["vc"], "detail": x["dc"], "text": _text(x["c"])},
-                      {"label": "rejected", "model": x["rejected_model"] or x["source_model"],
-                       "score": x["score_rejected"], "verdict": x["vr"], "detail": x["dr"],
-                       "text": _text(x["r"])}]}
-            for x in d.iter_rows(named=True)]
+        r=_content("rejected"), rejected_model=_opt(df, "rejected_model"))
+    rows = []
+    for x in d.iter_rows(named=True):
+        vc, dc = _verdict(verdicts, x["prompt_id"], x["c"])
+        vr, dr = _verdict(verdicts, x["prompt_id"], x["r"])
+        rows.append({
+            "id": x["prompt_id"], "cat": x["category"], "src": x["source"],
+            "ds": x["source_dataset"], "model": x["source_model"], "margin": x["margin"],
+            "score": x["score_chosen"], "len": len(x["c"] or ""),
+            "prompt": _messages(x["prompt"]), "verdict": [v for v in (vc, vr) if v],
+            "resp": [{"label": "chosen", "model": x["source_model"], "score": x["score_chosen"],
+                      "verdict": vc, "detail": dc, "text": _text(x["c"])},
+                     {"label": "rejected", "model": x["rejected_model"] or x["source_model"],
+                      "score": x["score_rejected"], "verdict": vr, "detail": dr,
+                      "text": _text(x["r"])}]})
+    return rows
 
 
-def _wrpo_rows(df: pl.DataFrame) -> list[dict[str, Any]]:
+def _wrpo_rows(df: pl.DataFrame, verdicts: Verdicts) -> list[dict[str, Any]]:
     d = df.select(
         "prompt_id", "category", "source", "source_dataset", "source_model", "target_model",
         "margin", "score_chosen_source", "score_chosen_target", "score_rejected",
         prompt=(pl.col("prompt_messages") if "prompt_messages" in df.columns
                 else pl.concat_list("prompt")),
         s=_content("chosen", 0), t=_content("chosen", 1), r=_content("rejected"))
-    return [{"id": x["prompt_id"], "cat": x["category"], "src": x["source"],
-             "ds": x["source_dataset"], "model": x["source_model"], "margin": x["margin"],
-             "score": x["score_chosen_target"], "len": len(x["t"] or ""),
-             "prompt": _messages(x["prompt"]), "verdict": [],
-             "resp": [{"label": "chosen (source, y_ws)", "model": x["source_model"],
-                       "score": x["score_chosen_source"], "text": _text(x["s"])},
-                      {"label": "chosen (target, y_wt)", "model": x["target_model"],
-                       "score": x["score_chosen_target"], "text": _text(x["t"])},
-                      {"label": "rejected (target, y_l)", "model": x["target_model"],
-                       "score": x["score_rejected"], "text": _text(x["r"])}]}
-            for x in d.iter_rows(named=True)]
+    rows = []
+    for x in d.iter_rows(named=True):
+        resp = []
+        for label, model, score, col in (
+                ("chosen (source, y_ws)", x["source_model"], x["score_chosen_source"], "s"),
+                ("chosen (target, y_wt)", x["target_model"], x["score_chosen_target"], "t"),
+                ("rejected (target, y_l)", x["target_model"], x["score_rejected"], "r")):
+            v, detail = _verdict(verdicts, x["prompt_id"], x[col])
+            resp.append({"label": label, "model": model, "score": score, "verdict": v,
+                         "detail": detail, "text": _text(x[col])})
+        rows.append({"id": x["prompt_id"], "cat": x["category"], "src": x["source"],
+                     "ds": x["source_dataset"], "model": x["source_model"],
+                     "margin": x["margin"], "score": x["score_chosen_target"],
+                     "len": len(x["t"] or ""), "prompt": _messages(x["prompt"]),
+                     "verdict": sorted({r["verdict"] for r in resp if r["verdict"]}),
+                     "resp": resp})
+    return rows
 
 
-def _sft_rows(df: pl.DataFrame) -> list[dict[str, Any]]:
+def _sft_rows(df: pl.DataFrame, verdicts: Verdicts) -> list[dict[str, Any]]:
     d = df.select("prompt_id", "category", "source", "source_dataset", "source_model", "score",
-                  "messages", v=_opt(df, "verdict"), vd=_opt(df, "verdict_detail"))
+                  "messages")
     rows = []
     for x in d.iter_rows(named=True):
         *prompt, answer = x["messages"] or [{"role": "assistant", "content": ""}]
+        x["v"], x["vd"] = _verdict(verdicts, x["prompt_id"], answer["content"])
         rows.append({"id": x["prompt_id"], "cat": x["category"], "src": x["source"],
                      "ds": x["source_dataset"], "model": x["source_model"], "margin": None,
                      "score": x["score"], "len": len(answer["content"] or ""),
@@ -267,6 +316,19 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _verdicts_of(out: Path, part: pl.DataFrame) -> Verdicts:
+    """The recorded verdicts of the sampled records' prompts (empty when none recorded)."""
+    path = out / VIEW_VERDICTS
+    if not path.exists():
+        return {}
+    ids = part.select("prompt_id").unique()
+    v = (pl.scan_parquet(path)
+         .filter(pl.col("key").str.split_exact(":", 1).struct.field("field_0")
+                 .is_in(ids["prompt_id"].implode()))
+         .collect())
+    return {k: (a, b) for k, a, b in v.select("key", "verdict", "verdict_detail").iter_rows()}
+
+
 def collect(out: Path, sample: int = DEFAULT_SAMPLE, seed: int = 0,
             drop_cap: int = DROP_CAP) -> dict[str, Any]:
     """Everything the page embeds, as JSON-able data."""
@@ -278,7 +340,8 @@ def collect(out: Path, sample: int = DEFAULT_SAMPLE, seed: int = 0,
             continue
         df = pl.read_parquet(files)
         part = stratified_sample(df, sample, seed)
-        sets[name] = {"total": df.height, "embedded": part.height, "rows": rows_of(part)}
+        sets[name] = {"total": df.height, "embedded": part.height,
+                      "rows": rows_of(part, _verdicts_of(out, part))}
     if not sets:
         raise FileNotFoundError(f"{out}: no exported sft/dpo/wrpo parquet files "
                                 "(looked in data/NAME/)")

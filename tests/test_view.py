@@ -31,6 +31,7 @@ from fusedata.view import (
     TEXT_CAP,
     collect,
     quotas,
+    record_verdicts,
     render,
     stratified_sample,
     write_view,
@@ -127,6 +128,26 @@ def test_hostile_text_cannot_leave_the_data_element(tmp_path):
     assert "innerHTML" not in html and "http://" not in html and "https://" not in html
 
 
+def test_pair_verdicts_reach_the_page(tmp_path):
+    """Invented rows: a math pair's chosen/rejected verdicts, found by prompt id and text."""
+    _mini_out(tmp_path, ["x = 4", "x = 5"])
+    sel = {"dpo": pl.LazyFrame({"prompt_id": ["p0000", "p0001"], "chosen_id": ["a", "c"],
+                                "rejected_id": ["b", "d"]})}
+    resp = pl.LazyFrame({"response_id": ["a", "b", "c", "d", "e"],
+                         "prompt_id": ["p0000", "p0000", "p0001", "p0001", "p0001"],
+                         "response": ["x = 4", "no", "x = 5", "no", "x = 5"],
+                         "verdict": ["correct", "incorrect", "correct", None, "incorrect"],
+                         "verdict_detail": ["ok", "wrong", "ok", None, "other"]})
+    v = record_verdicts(sel, [resp])
+    assert v.height == 3  # e is in no record; d has no verdict
+    v.write_parquet(tmp_path / ".fusedata-view-verdicts.parquet")
+    rows = collect(tmp_path)["sets"]["dpo"]["rows"]
+    assert [(x["resp"][0]["verdict"], x["resp"][1]["verdict"]) for x in rows] == \
+        [("correct", "incorrect"), ("correct", None)]
+    assert rows[0]["resp"][1]["detail"] == "wrong" and rows[0]["verdict"] == ["correct",
+                                                                              "incorrect"]
+
+
 def test_sample_is_stated_and_report_is_embedded(demo_out):
     data = collect(demo_out, sample=3)
     dpo = data["sets"]["dpo"]
@@ -145,6 +166,17 @@ def test_sample_is_stated_and_report_is_embedded(demo_out):
         assert sorted((r["model"], r["verdict"] or "", r["length"]) for r in row["resp"]) == \
             sorted(mine.select("model", pl.col("verdict").fill_null(""),
                                pl.col("response").str.len_chars()).iter_rows())
+    # every math/code record shows the verdict its response got (the sets carry none)
+    full = collect(demo_out)
+    sft = full["sets"]["sft"]["rows"]
+    assert {r["cat"] for r in sft} >= {"math", "code"}
+    for r in sft:
+        text = r["resp"][0]["text"][0]
+        got = verified.filter((pl.col("prompt_id") == r["id"]) & (pl.col("response") == text))
+        assert r["resp"][0]["verdict"] == got["verdict"][0], r["id"]
+        assert (r["verdict"] != []) == (r["cat"] in ("math", "code"))
+        if r["cat"] in ("math", "code"):
+            assert r["resp"][0]["detail"] == got["verdict_detail"][0]
     assert _embedded(render(data)) == data
 
 
@@ -319,6 +351,10 @@ def test_page_in_chromium(demo_out, tmp_path, browser):
     for tab, name in (("wrpo", "wrpo"), ("sft", "sft")):
         b.eval(f"document.getElementById('tab-{tab}').click()")
         assert _count(b) == pl.read_parquet(set_files(out, name)).height
+    sft = pl.read_parquet(set_files(out, "sft"))
+    _set(b, "#f-verdict", "passed", "change")  # SFT code answers all passed their tests
+    assert _count(b) == sft.filter(pl.col("category") == "code").height > 0
+    assert "passed" in b.eval("document.querySelector('#list h4').textContent")
     b.eval("document.getElementById('tab-drops').click()")
     drops = pl.read_parquet(out / "drops.parquet").filter(pl.col("split") != "responses")
     assert _count(b) == drops.height
