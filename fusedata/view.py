@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -369,9 +370,8 @@ def collect(out: Path, sample: int = DEFAULT_SAMPLE, seed: int = 0,
 
 def render(data: dict[str, Any]) -> str:
     """The page: the template with the escaped data in place."""
-    title = f"fusedata view: {data['out']}"
-    return (_TEMPLATE.replace("__TITLE__", _json_for_script(title)[1:-1])
-            .replace("__DATA__", _json_for_script(data)))
+    title = html.escape(f"fusedata view: {data['out']}")
+    return _TEMPLATE.replace("__TITLE__", title).replace("__DATA__", _json_for_script(data))
 
 
 def write_view(out: Path, sample: int = DEFAULT_SAMPLE, seed: int = 0,

@@ -106,7 +106,8 @@ def _mini_out(out: Path, texts: list[str], prompts: list[str] | None = None) -> 
     df = pl.DataFrame({
         "prompt": [msg(p, "user") for p in prompts], "chosen": [msg(t) for t in texts],
         "rejected": [msg("no") for _ in texts], "prompt_id": [f"p{i:04d}" for i in range(n)],
-        "score_chosen": [0.5] * n, "score_rejected": [0.45] * n, "margin": [0.05] * n,
+        "score_chosen": [float("nan")] + [0.5] * (n - 1), "score_rejected": [0.45] * n,
+        "margin": [0.05] * n,
         "source_model": ["m"] * n, "category": ["instruction"] * n, "source": ["s"] * n,
         "source_dataset": ["org/ds"] * n})
     (out / "data" / "dpo").mkdir(parents=True)
@@ -123,6 +124,7 @@ def test_hostile_text_cannot_leave_the_data_element(tmp_path):
     rows = _embedded(html)["sets"]["dpo"]["rows"]
     assert rows[0]["resp"][0]["text"] == [HOSTILE, 0, ""]  # round-trips unchanged
     assert rows[0]["prompt"] == [["user", HOSTILE, 0, ""]]
+    assert rows[0]["score"] is None and rows[1]["score"] == 0.5  # NaN: no JSON for it
     head, cut, tail = rows[1]["resp"][0]["text"]
     assert (len(head), cut, len(tail)) == (HEAD, TEXT_CAP + 10 - HEAD - TAIL, TAIL)
     assert "innerHTML" not in html and "http://" not in html and "https://" not in html
