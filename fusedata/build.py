@@ -133,6 +133,7 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
             atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
                               out_dir / "recipe.json")
             _report_and_card(out_dir, recipe)
+            _view(out_dir, recipe, sel, prompts, per_model)
     res.stages = engine.results
     res.seconds = time.perf_counter() - t0
     return res
@@ -165,6 +166,38 @@ def _report_and_card(out_dir: Path, recipe: Recipe) -> None:
 
     write_report(out_dir)
     write_card(out_dir, recipe=recipe)  # the card embeds the report's composition table
+    atomic_write_text(json.dumps({"key": key}), marker)
+
+
+def _view(out_dir: Path, recipe: Recipe, selection: dict[str, Dataset], prompts: Dataset,
+          responses: dict[str, Dataset]) -> None:
+    """Write ``OUT/view.html`` after the report (it embeds the report's table and plots);
+    skipped when nothing changed, keyed like the report so a cached re-run does no work.
+
+    The exported files say only why a prompt was dropped, and carry no verdicts; the
+    build still holds the prompts and the scored, verified responses, so it records
+    both for the viewer first.
+    """
+    from .engine import atomic_write_parquet
+    from .layout import MARKER, REPORT_JSON, VIEW_DROPS, VIEW_HTML, VIEW_VERDICTS
+    from .view import VERSION, drop_details, record_verdicts, write_view
+
+    key = stable_hash({"export": (out_dir / MARKER).read_text(),
+                       "report": (out_dir / REPORT_JSON).read_text(),
+                       "inputs": [{k: v.key for k, v in selection.items()}, prompts.key,
+                                  {k: v.key for k, v in responses.items()}],
+                       "recipe": recipe.model_dump(mode="json"), "version": VERSION})
+    marker = out_dir / ".fusedata-view.json"
+    if (marker.exists() and json.loads(marker.read_text()).get("key") == key
+            and all((out_dir / f).exists() for f in (VIEW_HTML, VIEW_DROPS, VIEW_VERDICTS))):
+        return
+    scans = [d.scan() for d in responses.values()]
+    atomic_write_parquet(drop_details(selection["drops"].scan(), prompts.scan(), scans),
+                         out_dir / VIEW_DROPS)
+    atomic_write_parquet(record_verdicts({k: v.scan() for k, v in selection.items()
+                                          if k != "drops"}, scans),
+                         out_dir / VIEW_VERDICTS)
+    write_view(out_dir)
     atomic_write_text(json.dumps({"key": key}), marker)
 
 

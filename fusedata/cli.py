@@ -1,7 +1,8 @@
 """``fusedata`` command line.
 
 Verbs: ``build`` (run or resume a recipe), ``validate`` (check a recipe without
-running it), ``inspect`` (counts and example records of a built output).
+running it), ``inspect`` (counts and example records of a built output), ``view``
+(the self-contained record viewer ``OUT/view.html``).
 Stage-specific tools add their own verbs below.
 """
 
@@ -172,6 +173,38 @@ def export_cmd(out: Path, formats: tuple[str, ...]) -> None:
     click.echo(f"{out}: card {out / CARD}"
                + (f", LLaMA-Factory {out / LLAMAFACTORY_INFO}"
                   if "llamafactory" in formats else ""))
+
+
+@cli.command("view")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--open", "open_", is_flag=True, help="Open the page in the default browser.")
+@click.option("--sample", default=None, type=click.IntRange(min=1), metavar="N",
+              help="Records embedded per set, stratified by category and source model "
+                   "[default: 2000].")
+@click.option("--seed", default=0, show_default=True, help="Seed of the embedded sample.")
+def view_cmd(out: Path, open_: bool, sample: int | None, seed: int) -> None:
+    """Write OUT/view.html: one self-contained page to read the records of a built OUT.
+
+    Pairs (DPO), WRPO triplets, SFT records, drops and the report's table and plots,
+    with filters, search, sorting and a seeded random sample; no server, no network.
+    """
+    from .report import read_report, write_report
+    from .view import DEFAULT_SAMPLE, write_view
+
+    if not any(set_files(out, t) for t in TABLES):
+        raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files (data/NAME/)")
+    try:
+        if read_report(out) is None:
+            write_report(out)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    path = write_view(out, sample=sample or DEFAULT_SAMPLE, seed=seed)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browser")
+    if open_:
+        import webbrowser
+
+        if not webbrowser.open(path.resolve().as_uri()):
+            click.echo("no browser found to open it; open the file by hand", err=True)
 
 
 # Verbs of the stage-specific tools live beside their code.

@@ -7,6 +7,9 @@ This is the only module that knows the layout; ``export`` writes it, ``report``,
     OUT/data/{sft,dpo,wrpo}/train-*.parquet  the record sets (:mod:`fusedata.export`)
     OUT/drops.parquet                     every prompt without a record, with the reason
     OUT/report.json, report.md, report/   the composition report (:mod:`fusedata.report`)
+    OUT/view.html                         the record viewer (:mod:`fusedata.view`)
+    OUT/.fusedata-view-drops.parquet      dropped prompts' text and responses, for the viewer
+    OUT/.fusedata-view-verdicts.parquet   verdicts of the records' math/code responses, ditto
     OUT/dataset_info.json, llamafactory/  LLaMA-Factory files (``--format llamafactory``)
     OUT/.fusedata-export.json             export marker: data files, empty sets, sources
     OUT/recipe.json                       the recipe (local paths; never published)
@@ -37,6 +40,14 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 #: folder of the report's PNG plots
 PLOT_DIR = "report"
+#: the self-contained record viewer page
+VIEW_HTML = "view.html"
+#: what the viewer shows of dropped prompts beyond drops.parquet (prompt text, each
+#: response's score and verdict); written by the build, local only (never published)
+VIEW_DROPS = ".fusedata-view-drops.parquet"
+#: verdict and detail of every math/code response in a record, keyed by prompt id and a
+#: hash of the text (the record sets carry no verdicts); written by the build, local only
+VIEW_VERDICTS = ".fusedata-view-verdicts.parquet"
 RECIPE_JSON = "recipe.json"
 LLAMAFACTORY_INFO = "dataset_info.json"
 LLAMAFACTORY_DIR = "llamafactory"

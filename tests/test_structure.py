@@ -28,7 +28,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "score": ("fusedata.score",),
     "verify": ("fusedata.verify", "fusedata.mathcheck"),
     "select": ("fusedata.select",),
-    "export": ("fusedata.export", "fusedata.report", "fusedata.card", "fusedata.publish"),
+    "export": ("fusedata.export", "fusedata.report", "fusedata.card", "fusedata.publish",
+               "fusedata.view"),
     "train": ("fusedata.train",),
 }
 
