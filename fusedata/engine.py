@@ -227,6 +227,10 @@ class Stage(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     shard_size: int = 64
+    #: the output columns :meth:`summarize` reads (None: all).  The summary runs over
+    #: the whole output, so a stage whose records carry texts names its few columns
+    #: rather than have every response's text loaded at once.
+    summary_columns: ClassVar[tuple[str, ...] | None] = None
 
     @abstractmethod
     def fingerprint(self) -> Any: ...
@@ -362,7 +366,9 @@ class Engine:
         # and offset (footers are read once here, never again by readers)
         out_ds = Dataset(files, key, rows=tuple(file_rows(f) for f in files))
         rows_out = out_ds.num_rows()
-        note = stage.summarize(out_ds.read()) if rows_out or n else ""
+        cols = stage.summary_columns
+        note = (stage.summarize(out_ds.scan().select(cols).collect() if cols and rows_out
+                                else out_ds.read()) if rows_out or n else "")
         meta = {"files": names, "rows": list(out_ds.rows or ()), "rows_in": n,
                 "rows_out": rows_out, "note": note,
                 "seconds": round(time.perf_counter() - t0, 3), "stage": stage.name,

@@ -575,6 +575,8 @@ class ScoreStage(Stage):
             pl.Series("score_error", [r.error for r in res], dtype=pl.String),
         )
 
+    summary_columns = ("score", "score_truncated")
+
     def summarize(self, out: pl.DataFrame) -> str:
         n_err = out["score"].null_count()
         n_tr = int(out["score_truncated"].sum() or 0)

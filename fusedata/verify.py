@@ -191,6 +191,8 @@ class VerifyStage(Stage):
                 # sandbox README, "Verdicts"): recorded so reports can count and filter them
                 detail[i] = IN_PROCESS
 
+    summary_columns = ("verdict", "verdict_detail")
+
     def summarize(self, out: pl.DataFrame) -> str:
         c = out.filter(pl.col("verdict").is_not_null()).group_by("verdict").len().sort("verdict")
         text = ", ".join(f"{v} {n}" for v, n in c.iter_rows())
