@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
          "november oscar papa quebec romeo sierra tango uniform victor whiskey").split()
+
+
+def peak_rss() -> int:
+    """This process's peak RSS in bytes (``VmHWM``: unlike ``ru_maxrss`` it starts afresh
+    at exec, so a child does not inherit the parent's peak)."""
+    with open("/proc/self/status") as f:
+        return int(next(ln.split()[1] for ln in f if ln.startswith("VmHWM:"))) * 1024
 
 
 # ------------------------------------------------------------------ canned server
@@ -161,7 +167,7 @@ def shard_read_times(work: Path) -> tuple[float, float] | None:
 #: the build, in a child process: its peak RSS, and the seconds spent inside the reward
 #: model (loading, tokenizing, forward passes: model time, not the toolkit's overhead)
 CHILD = """
-import resource, sys, time
+import sys, time
 import fusedata.score as sc
 from fusedata.cli import main
 spent = [0.0]
@@ -181,7 +187,8 @@ try:
     main()
 except SystemExit as e:
     rc = e.code or 0
-print("PEAK_RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print("PEAK_RSS", int(next(ln.split()[1] for ln in open("/proc/self/status")
+                          if ln.startswith("VmHWM:"))) * 1024)
 print("MODEL_S", spent[0])
 sys.exit(rc)
 """
@@ -257,7 +264,8 @@ def fabricate(path: Path, rows: int, text_kb: int) -> None:
             model=pl.when(pl.col("i") % per < 6).then(pl.lit("m-a")).otherwise(pl.lit("m-b")),
             role=pl.lit("source"), response_id=pl.format("r{}", pl.col("i")),
             response=pl.format("{} {}", pl.col("i"), pl.lit(filler)).str.slice(0, text_kb * 1024),
-            score=((pl.col("i") * 2654435761) % 1000).cast(pl.Float64) / 100.0,
+            # a narrow spread, so that most prompts have a pair inside the default margin window
+            score=0.5 + ((pl.col("i") * 2654435761) % 100).cast(pl.Float64) / 2000.0,
             truncated=pl.lit(False), finish_reason=pl.lit("stop"),
             error=pl.lit(None, pl.String), verdict=pl.lit(None, pl.String))
         t = df.to_arrow()
@@ -285,8 +293,7 @@ def select_child(folder: str) -> None:
                       "prompts": Dataset((f / "prompts.parquet",), "p")})
     rows = {k: v.num_rows() for k, v in out.items()}
     print("SELECT", json.dumps({"seconds": time.perf_counter() - t0, "rows": rows,
-                                "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                * 1024}))
+                                "peak_rss": peak_rss()}))
 
 
 def select_only(args: argparse.Namespace) -> None:
