@@ -138,30 +138,42 @@ def run_child(cmd: list[str]) -> tuple[float, str]:
     return time.perf_counter() - t0, out
 
 
-def shard_read_times(work: Path) -> tuple[float, float] | None:
-    """Seconds to read the first and the last shard of the score stage's input."""
+def shard_read_times(work: Path) -> dict[str, tuple[float, float]]:
+    """Seconds to read the first and the last shard of the sample stage's input (the
+    routed prompts: one table, 64-row shards) and of the score stage's input (the
+    sample shards' files, 256-row shards)."""
     from fusedata.engine import Dataset
 
-    done = sorted(work.glob("sample/*/_DONE.json"))
-    if not done:
-        return None
-    meta = json.loads(done[0].read_text())
-    files = tuple(done[0].parent / f for f in meta["files"])
-    ds = (Dataset(files, "x", rows=tuple(meta["rows"])) if "rows" in meta
-          else Dataset(files, "x"))
-    n = ds.num_rows()
-    size = 256
-    last = max(0, (n - 1) // size)
-    times = []
-    for i in (0, last):
-        t0 = time.perf_counter()
-        for _ in range(5):
-            if hasattr(ds, "read_range"):
-                ds.read_range(i * size, size)
-            else:  # main before issue 19
-                ds.scan().slice(i * size, size).collect()
-        times.append((time.perf_counter() - t0) / 5)
-    return times[0], times[1]
+    def load(folder: Path, files: list[str], rows: list[int] | None) -> Dataset:
+        paths = tuple(folder / f for f in files)
+        if rows is None or not hasattr(Dataset, "read_range"):  # no index before issue 19
+            return Dataset(paths, "x")
+        return Dataset(paths, "x", rows=tuple(rows))
+
+    out = {}
+    for stage, size, glob in (("sample", 64, "route/*/_DONE.json"),
+                              ("score", 256, "sample/*/_DONE.json")):
+        done = sorted(work.glob(glob))
+        if not done:
+            continue
+        meta = json.loads(done[0].read_text())
+        if "files" in meta:
+            ds = load(done[0].parent, meta["files"], meta.get("rows"))
+        else:  # a reduce stage: one file per table
+            rows = (meta.get("rows_out") or {}).get("prompts")
+            ds = load(done[0].parent, ["prompts.parquet"], [rows] if rows is not None else None)
+        last = max(0, (ds.num_rows() - 1) // size)
+        times = []
+        for i in (0, last):
+            t0 = time.perf_counter()
+            for _ in range(5):
+                if hasattr(ds, "read_range"):
+                    ds.read_range(i * size, size)
+                else:  # main before issue 19
+                    ds.scan().slice(i * size, size).collect()
+            times.append((time.perf_counter() - t0) / 5)
+        out[stage] = (times[0], times[1])
+    return out
 
 
 #: the build, in a child process: its peak RSS, and the seconds spent inside the reward
@@ -231,8 +243,8 @@ def full(args: argparse.Namespace) -> None:
               f"({r['wall_s'] / r['responses'] * 1e3:.3f} ms/response), "
               f"peak RSS {r['peak_rss'] / 2**20:.0f} MiB, {r['files']} files; {st}; "
               f"RM time {r['model_s']:.1f}s"
-              + (f"; score input shard read first {sr[0] * 1e3:.1f} ms, last "
-                 f"{sr[1] * 1e3:.1f} ms" if sr else ""))
+              + "".join(f"; {k} input shard read first {v[0] * 1e3:.1f} ms, last "
+                        f"{v[1] * 1e3:.1f} ms" for k, v in sr.items()))
     a, b = (r["wall_s"] / r["responses"] for r in res)
     print(f"wall-time ratio (start-up and model time included): {b / a:.3f}")
     # the ratio the issue asks for: the toolkit's overhead per response = the stages'

@@ -27,6 +27,7 @@ Ray actors.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import logging
@@ -159,7 +160,16 @@ def _cumsum(xs: Iterable[int]) -> Iterable[int]:
 
 
 def file_rows(path: Path) -> int:
-    """Row count of one Parquet file, from its footer (no data is read)."""
+    """Row count of one Parquet file, from its footer (no data is read).
+
+    Memoized per (path, size, mtime): a dataset without a recorded index (built by
+    hand, or by an older version) would otherwise read every footer on every shard."""
+    st = os.stat(path)
+    return _footer_rows(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _footer_rows(path: str, size: int, mtime_ns: int) -> int:
     import pyarrow.parquet as pq
 
     return int(pq.read_metadata(path).num_rows)

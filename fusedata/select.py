@@ -523,8 +523,11 @@ def _fill_texts(tables: dict[str, pl.DataFrame], fetch: FetchTexts | None
     one fetch for all of them (one pass over the inputs, selected rows only)."""
     if fetch is None:
         raise ValueError("select: a slim response frame (no response column) needs fetch_texts")
-    wanted = pl.concat([tables[t][c] for t, cols in TEXT_COLUMNS.items() for c in cols
-                        if tables[t][c].dtype == pl.UInt32])
+    placeholders = [tables[t][c] for t, cols in TEXT_COLUMNS.items() for c in cols
+                    if tables[t][c].dtype == pl.UInt32]
+    if not placeholders:
+        return tables
+    wanted = pl.concat(placeholders)
     lut = fetch(wanted.unique().sort()).select(pl.col("ri").cast(pl.UInt32),
                                                 pl.col("text").cast(pl.String))
     out = dict(tables)
