@@ -110,6 +110,8 @@ class SampleStage(Stage):
                 })
         return pl.DataFrame(out, schema=SAMPLE_SCHEMA)
 
+    summary_columns = ("finish_reason",)
+
     def summarize(self, out: pl.DataFrame) -> str:
         if out.height == 0:
             return ""

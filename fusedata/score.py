@@ -49,7 +49,7 @@ from typing import Any
 
 import polars as pl
 
-from .engine import Dataset, Stage, atomic_write_parquet, stable_hash
+from .engine import Dataset, RowLookup, Stage, atomic_write_parquet, stable_hash
 from .recipe import RewardModelSpec
 from .records import SCORE_COLUMNS
 
@@ -480,6 +480,7 @@ class ScoreStage(Stage):
                  cache_dir: Path | None = None):
         self.spec = spec
         self.prompts = prompts
+        self._prompt_rows = RowLookup(prompts, "prompt_id")
         if shard_size is not None:
             self.shard_size = shard_size
         self.scorer = RewardScorer(spec)
@@ -539,9 +540,8 @@ class ScoreStage(Stage):
         if records.height == 0:
             return records.with_columns(
                 [pl.lit(None, dtype=t).alias(c) for c, t in SCORE_COLUMNS.items()])
-        msgs = (self.prompts.scan().select("prompt_id", "messages")
-                .filter(pl.col("prompt_id").is_in(records["prompt_id"].unique().implode()))
-                .collect())
+        # only this shard's prompts, located by position (not a scan of the whole table)
+        msgs = self._prompt_rows.fetch(records["prompt_id"], ["prompt_id", "messages"])
         joined = records.join(msgs, on="prompt_id", how="left", maintain_order="left")
         todo = joined.with_row_index("_i").filter(pl.col("finish_reason") != "error")
         res: list[ScoreResult] = [ScoreResult(None, False, "no_response")] * records.height
@@ -574,6 +574,8 @@ class ScoreStage(Stage):
             pl.Series("score_truncated", [r.truncated for r in res], dtype=pl.Boolean),
             pl.Series("score_error", [r.error for r in res], dtype=pl.String),
         )
+
+    summary_columns = ("score", "score_truncated")
 
     def summarize(self, out: pl.DataFrame) -> str:
         n_err = out["score"].null_count()

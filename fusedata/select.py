@@ -107,6 +107,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import polars as pl
@@ -117,6 +118,12 @@ from .recipe import CATEGORIES, KNOWN_VERDICTS, PASSING_VERDICT, Selection
 VERIFIED = ("math", "code")
 #: a prompt row whose category has a verifier
 _VERIFIED = pl.col("category").is_in(VERIFIED)
+
+#: texts of the selected rows (``ri`` -> text), for a slim frame (see :func:`select_tables`)
+FetchTexts = Callable[[pl.Series], pl.DataFrame]
+#: the text columns of the output tables (filled last: texts are big)
+TEXT_COLUMNS = {"sft": ("response",), "dpo": ("chosen", "rejected"),
+                "wrpo": ("chosen_source", "chosen_target", "rejected")}
 
 #: the response columns selection reads (others are never loaded)
 INPUT_COLUMNS = ("prompt_id", "category", "source", "model", "role", "response_id", "response",
@@ -162,6 +169,15 @@ def split_u(seed: int, prompt_ids: list[str]) -> tuple[list[float], list[float]]
     return words[:, 0].tolist(), words[:, 1].tolist()
 
 
+def text_keys(has_text: bool = True) -> dict[str, pl.Expr]:
+    """``empty`` and ``h`` of the ``response`` column (see :func:`_prepare`): the only
+    things selection needs from a text, so a slim frame can carry them instead."""
+    text = pl.col("response").str.strip_chars()
+    if not has_text:
+        return {"empty": pl.lit(False), "h": pl.int_range(pl.len(), dtype=pl.UInt64)}
+    return {"empty": text.is_null() | (text == ""), "h": text.hash(seed=0)}
+
+
 def _prepare(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None
              ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Prompt table P (sorted by prompt_id, ``pidx`` = row) and slim responses R.
@@ -179,13 +195,11 @@ def _prepare(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None
         raise ValueError(f"select: response records lack column(s) {missing}; "
                          "expected the verify stage's output (fusedata/records.py)")
     has_text = "response" in responses.columns
+    slim = not has_text and "h" in responses.columns
     fill = [v.alias(k) for k, v in _DEFAULTS.items() if k not in responses.columns]
-    text = pl.col("response").str.strip_chars()
     r = responses.with_columns(fill).select(
         *[c for c in INPUT_COLUMNS if c != "response"],
-        empty=(text.is_null() | (text == "")) if has_text else pl.lit(False),
-        h=(text.hash(seed=0) if has_text
-           else pl.int_range(pl.len(), dtype=pl.UInt64)))
+        **(dict(empty="empty", h="h") if slim else text_keys(has_text)))
     models = sorted(r["model"].cast(pl.String).unique().drop_nulls().to_list())
     if r["model"].null_count():
         raise ValueError("select: a response record has no model name")
@@ -409,7 +423,8 @@ def _record_share(rs: pl.DataFrame) -> pl.DataFrame:
 
 
 def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
-                  cfg: Selection) -> dict[str, pl.DataFrame]:
+                  cfg: Selection, fetch_texts: FetchTexts | None = None
+                  ) -> dict[str, pl.DataFrame]:
     """Apply the selection rules (module docstring) to all models' verified responses.
 
     ``responses``: verify-stage records of every model (columns of
@@ -419,6 +434,12 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     are reported (``no_responses``) instead of vanishing.
     Returns ``sft``, ``dpo``, ``wrpo`` and ``drops`` (columns in this module).
     Raises ValueError for a category outside instruction/math/code/chinese.
+
+    A *slim* ``responses`` has no ``response`` column but ``empty`` and ``h``
+    (:func:`text_keys` of each text) instead; ``fetch_texts(ri)`` then returns the
+    texts of input rows ``ri`` (columns ``ri``, ``text``), called once at the end for
+    the selected rows only.  So the selection never holds all texts (tens of GB at
+    FuseChat scale), and its output is that of the full frame.
 
     The steps, each a function below: rank the usable responses; SFT candidates
     (:func:`_sft_candidates`); DPO pairs (:func:`_pairs`); the split
@@ -460,9 +481,11 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
     dpo_p = p.filter((pl.col("split") == "dpo") & live).select("pidx")
     sft_p = p.filter((pl.col("split") == "sft") & live).select("pidx")
 
-    text = (responses if "response" in responses.columns
+    slim = "response" not in responses.columns and "h" in responses.columns
+    text = (responses.select("response_id") if slim
+            else responses if "response" in responses.columns
             else responses.with_columns(response=_DEFAULTS["response"])
-            ).select("response_id", "response")
+            ).select("response_id", *([] if slim else ["response"]))
     meta = p.select("pidx", "prompt_id", "category", "source")
 
     # --- SFT table
@@ -490,7 +513,34 @@ def select_tables(responses: pl.DataFrame, prompts_meta: pl.DataFrame | None,
         wrpo, wrpo_drops = _wrpo_triplets(tgt, p, meta, ranked_all, best_any, src_stats,
                                           vtab, text, cfg)
         frames.append(wrpo_drops)
-    return {"sft": sft, "dpo": dpo, "wrpo": wrpo, "drops": _all_drops(frames, r, meta)}
+    out = {"sft": sft, "dpo": dpo, "wrpo": wrpo, "drops": _all_drops(frames, r, meta)}
+    return _fill_texts(out, fetch_texts) if slim else out
+
+
+def _fill_texts(tables: dict[str, pl.DataFrame], fetch: FetchTexts | None
+                ) -> dict[str, pl.DataFrame]:
+    """Replace the row numbers a slim selection left in the text columns by the texts:
+    one fetch for all of them (one pass over the inputs, selected rows only)."""
+    if fetch is None:
+        raise ValueError("select: a slim response frame (no response column) needs fetch_texts")
+    placeholders = [tables[t][c] for t, cols in TEXT_COLUMNS.items() for c in cols
+                    if tables[t][c].dtype == pl.UInt32]
+    if not placeholders:
+        return tables
+    wanted = pl.concat(placeholders)
+    lut = fetch(wanted.unique().sort()).select(pl.col("ri").cast(pl.UInt32),
+                                                pl.col("text").cast(pl.String))
+    out = dict(tables)
+    for t, cols in TEXT_COLUMNS.items():
+        df = out[t]
+        for c in cols:
+            if df[c].dtype != pl.UInt32:  # an empty table: already the String column
+                continue
+            df = (df.join(lut.rename({"ri": c, "text": "_text"}), on=c, how="left",
+                          maintain_order="left")
+                  .with_columns(pl.col("_text").alias(c)).drop("_text"))
+        out[t] = df
+    return out
 
 
 def _best(frame: pl.DataFrame) -> pl.DataFrame:
@@ -532,10 +582,14 @@ def _split_drops(p: pl.DataFrame, meta: pl.DataFrame, sft_sel: pl.DataFrame,
 
 
 def _gather(text: pl.DataFrame, ri: pl.Series, prefix: str) -> dict[str, pl.Series]:
-    """Response ids and texts at rows ``ri`` of the input (fetched last: texts are big)."""
+    """Response ids and texts at rows ``ri`` of the input (fetched last: texts are big).
+
+    Without a ``response`` column (a slim frame) the "text" is ``ri`` itself, replaced
+    by the text in :func:`_fill_texts`."""
     idx = ri.cast(pl.UInt32)
     return {f"{prefix}id": text["response_id"].gather(idx),
-            f"{prefix}text": text["response"].gather(idx)}
+            f"{prefix}text": (text["response"].gather(idx) if "response" in text.columns
+                              else idx)}
 
 
 def _assign_split(p: pl.DataFrame, best_sft: pl.DataFrame, pairable: pl.DataFrame
@@ -642,6 +696,27 @@ def _all_drops(frames: list[pl.DataFrame], r: pl.DataFrame, meta: pl.DataFrame
                                     nulls_last=False))
 
 
+#: rows read at a time when the stage streams over the response files: bounds the texts in
+#: memory (8,192 responses of 8 KB: 64 MB), whatever the number of responses
+CHUNK_ROWS = 8192
+
+
+def _chunks(d: Dataset, columns: list[str]) -> Iterator[pl.DataFrame]:
+    """``columns`` of ``d`` in order, :data:`CHUNK_ROWS` rows at a time (each read costs
+    the same wherever it lies: :meth:`Dataset.read_range`)."""
+    n = d.num_rows()
+    for start in range(0, n, CHUNK_ROWS):
+        yield d.read_range(start, CHUNK_ROWS, columns)
+
+
+def _compact(df: pl.DataFrame) -> pl.DataFrame:
+    """A copy holding only its own strings.  Polars strings are views into shared
+    buffers, so a few rows filtered out of a chunk keep the whole chunk's texts alive
+    (at 100k responses of 8 KB, 0.7 GB for 14k selected texts); the Arrow round trip
+    copies the selected strings into buffers of their own."""
+    return pl.from_arrow(df.to_arrow())  # type: ignore[return-value]
+
+
 def _wrpo_dtype(col: str) -> pl.DataType:
     return pl.Float64 if col.startswith("score") or col == "margin" else pl.String
 
@@ -663,19 +738,55 @@ class SelectStage(ReduceStage):
         return self.cfg.model_dump(mode="json")
 
     def reduce(self, inputs: dict[str, Dataset]) -> dict[str, pl.DataFrame]:
-        frames = []
-        for k, d in sorted(inputs.items()):
-            if not k.startswith("responses:"):
-                continue
-            lf = d.scan()
-            names = lf.collect_schema().names()
-            frames.append(lf.select([c for c in INPUT_COLUMNS if c in names]).collect())
-        if not frames:
+        """Selection over a slim frame: every column but the text, plus the text's
+        :func:`text_keys` computed while streaming over the files; the texts of the
+        selected rows are read afterwards in one more streaming pass.  (Holding every
+        response's text cost +191 MB at 352k short responses; at FuseChat-3.0's 2.5M
+        responses of up to 2,048 tokens it would be tens of GB.)"""
+        sets = [d for k, d in sorted(inputs.items()) if k.startswith("responses:")]
+        if not sets:
             raise ValueError("select: no responses:<model> input")
+        names = [d.scan().collect_schema().names() for d in sets]
+        has_text = any("response" in n for n in names)
+        frames, starts, start = [], [], 0
+        for d, cols in zip(sets, names, strict=True):
+            keep = [c for c in INPUT_COLUMNS if c in cols]
+            parts = []
+            for chunk in _chunks(d, keep):
+                if has_text and "response" not in cols:
+                    chunk = chunk.with_columns(response=pl.lit(None, pl.String))
+                parts.append(chunk.select([c for c in keep if c != "response"],
+                                          **(text_keys() if has_text else {})))
+            frames.append(pl.concat(parts, how="vertical_relaxed"))
+            starts.append(start)
+            start += frames[-1].height
         resp = pl.concat(frames, how="diagonal_relaxed")
+        del frames
         meta = None
         if "prompts" in inputs:
             meta = inputs["prompts"].scan().select("prompt_id", "category", "source").collect()
+
+        def fetch(ri: pl.Series) -> pl.DataFrame:
+            parts = [pl.DataFrame(schema={"ri": pl.UInt32, "text": pl.String})]
+            for d, cols, off in zip(sets, names, starts, strict=True):
+                if "response" not in cols:
+                    continue  # its rows' texts are null: absent from the table, null on join
+                want = ri.filter(ri >= off)
+                if want.len() == 0:
+                    continue
+                at = off
+                for chunk in _chunks(d, ["response"]):
+                    lo, at = at, at + chunk.height
+                    mine = want.filter((want >= lo) & (want < at))
+                    if mine.len():
+                        parts.append(_compact(
+                            chunk.select(text="response").with_row_index("ri", offset=lo)
+                            .filter(pl.col("ri").is_in(mine.implode()))
+                            .select(pl.col("ri").cast(pl.UInt32), "text")))
+            return pl.concat(parts, how="vertical_relaxed")
+
+        if has_text:
+            return select_tables(resp, meta, self.cfg, fetch)
         return select_tables(resp, meta, self.cfg)
 
     def summarize_tables(self, tables: dict[str, pl.DataFrame]) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from .engine import Dataset, Stage
+from .engine import Dataset, RowLookup, Stage
 from .recipe import Verifiers
 from .records import VERIFY_COLUMNS
 
@@ -79,6 +79,7 @@ class VerifyStage(Stage):
     def __init__(self, cfg: Verifiers, prompts: Dataset, shard_size: int | None = None):
         self.cfg = cfg
         self.prompts = prompts
+        self._prompt_rows = RowLookup(prompts, "prompt_id")
         if shard_size is not None:
             self.shard_size = shard_size
         self._math_pool: Any = None
@@ -114,11 +115,11 @@ class VerifyStage(Stage):
     def run(self, records: pl.DataFrame, shard_index: int, n_shards: int) -> pl.DataFrame:
         verdict: list[str | None] = [None] * records.height
         detail: list[str | None] = [None] * records.height
-        if records.height:
-            need = records.filter(pl.col("category").is_in(["math", "code"]))
-            gold = (self.prompts.scan().select("prompt_id", "gold", "tests")
-                    .filter(pl.col("prompt_id").is_in(need["prompt_id"].unique().implode()))
-                    .collect())
+        need = records.filter(pl.col("category").is_in(["math", "code"]))
+        if need.height:
+            # gold answers and tests of this shard's prompts only; a shard with nothing to
+            # verify (instruction, chinese) reads no prompt at all
+            gold = self._prompt_rows.fetch(need["prompt_id"], ["prompt_id", "gold", "tests"])
             rows = (records.with_row_index("_i").filter(pl.col("category").is_in(["math", "code"]))
                     .join(gold, on="prompt_id", how="left"))
             math_rows = rows.filter(pl.col("category") == "math")
@@ -189,6 +190,8 @@ class VerifyStage(Stage):
                 # part of this pass rests on test code that ran next to the solution (see
                 # sandbox README, "Verdicts"): recorded so reports can count and filter them
                 detail[i] = IN_PROCESS
+
+    summary_columns = ("verdict", "verdict_detail")
 
     def summarize(self, out: pl.DataFrame) -> str:
         c = out.filter(pl.col("verdict").is_not_null()).group_by("verdict").len().sort("verdict")
