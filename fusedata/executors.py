@@ -48,6 +48,66 @@ DEFAULT_RESOURCES: dict[str, dict[str, float]] = {
 }
 
 
+#: environment variables Ray reads for token authentication (Ray >= 2.52)
+RAY_AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def ray_token_file() -> Path:
+    """The token file Ray reads: ``$RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def enable_ray_token_auth_from_env() -> bool:
+    """Turn Ray's token mode on when this process was given a token; True if it is on.
+
+    Ray enables token auth by itself only when it starts a cluster or finds a local
+    one; connecting to an explicit ``--address`` never does, even with
+    ``RAY_AUTH_TOKEN`` set, and then fails with ``InvalidAuthToken``. A token given
+    through the environment (``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) is a
+    clear request for token auth, so it sets ``RAY_AUTH_MODE=token`` unless the
+    user set a mode. Must run before Ray is imported: Ray reads its config then.
+    The token itself never leaves the environment (not in the recipe, not logged).
+    """
+    if "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        os.environ["RAY_AUTH_MODE"] = "token"
+    return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+
+
+def ray_auth_help(address: str | None, refused: bool = False) -> str:
+    """What to do when connecting to ``address`` fails, maybe for want of a token.
+
+    ``refused``: Ray said the token was missing or wrong (an ``AuthenticationError``
+    behind its ``ConnectionError``). Names the token file (whether it exists) and
+    the variables, never a token.
+    """
+    f = ray_token_file()
+    mode = os.environ.get("RAY_AUTH_MODE") or "unset"
+    given = "set" if os.environ.get("RAY_AUTH_TOKEN") else "unset"
+    why = ("The cluster refused this process's token (InvalidAuthToken): it"
+           if refused else "If Ray's log above says 'InvalidAuthToken', the cluster")
+    return (f"could not connect to the Ray cluster at {address or 'a local instance'}. "
+            f"{why} uses token authentication (`ray start --head` turns it on when "
+            "~/.ray/auth_token exists on the head node, e.g. written by an earlier local "
+            "`fusedata build --executor ray` without --address): give this process the "
+            "cluster's token through the environment, RAY_AUTH_TOKEN=<token> or "
+            "RAY_AUTH_TOKEN_PATH=<file> (fusedata then sets RAY_AUTH_MODE=token), or "
+            "start the cluster with RAY_AUTH_MODE=disabled. Here: RAY_AUTH_MODE="
+            f"{mode}, RAY_AUTH_TOKEN {given}, token file {f} "
+            f"({'exists' if f.is_file() else 'missing'}).")
+
+
+def _auth_refused(e: BaseException | None, auth_error: type) -> bool:
+    """Whether Ray's connection error comes from a refused token, anywhere in its chain."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, auth_error) or "InvalidAuthToken" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def import_ray() -> Any:
     try:
         import ray
@@ -153,13 +213,21 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None,
                  resources: dict[str, dict[str, float]] | None = None):
+        enable_ray_token_auth_from_env()
         ray = import_ray()
         self.ray = ray
         self.resources = resources or {}
         self.owns_connection = False
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            except (ConnectionError, ray.exceptions.AuthenticationError) as e:
+                # Ray's own message says only "Failed to connect" (the auth failure
+                # is in its C++ log lines): say which token and variables matter.
+                refused = _auth_refused(e, ray.exceptions.AuthenticationError)
+                raise RuntimeError(f"executor 'ray': {ray_auth_help(address, refused)} "
+                                   f"(Ray: {type(e).__name__}: {e})") from e
             self.owns_connection = True
         #: live actors of the stage being run (tests kill one to check recovery)
         self.actors: list[Any] = []

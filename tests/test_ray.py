@@ -29,6 +29,37 @@ def _free_port() -> int:
 _HEAD: dict[str, subprocess.Popen] = {}  # address -> the `ray start --block` we own
 
 
+#: a token that the private HOME holds before any test runs (invented, like a user's)
+TOKEN = "f00dfeedf00dfeedf00dfeedf00dfeed"
+_ENV: dict[str, str] = {}  # the environment every Ray process of these tests gets
+
+
+def _snapshot(d: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(f.relative_to(d)): (f.read_bytes(), f.stat().st_mtime_ns)
+            for f in sorted(d.rglob("*")) if f.is_file()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_home(tmp_path_factory):
+    """A private ``HOME`` whose ``~/.ray/auth_token`` exists before anything starts.
+
+    That is the state one ``fusedata build --executor ray`` without ``--address``
+    leaves behind (Ray 2.5x writes the token then), and it makes ``ray start --head``
+    turn token authentication on. These tests run every Ray process with this HOME,
+    never the user's, and check at the end that ``~/.ray`` is as they found it.
+    """
+    home = tmp_path_factory.mktemp("home")
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text(TOKEN)
+    before = _snapshot(home / ".ray")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
+    _ENV.clear()
+    _ENV.update(env, HOME=str(home), RAY_USAGE_STATS_ENABLED="0")
+    yield home
+    assert _snapshot(home / ".ray") == before, "the Ray tests changed ~/.ray"
+
+
 def _tree(pid: int) -> list:
     """``pid`` and every process it started (the only processes these tests may signal)."""
     import psutil
@@ -50,7 +81,7 @@ def cluster(tmp_path_factory):
     """
     port = _free_port()
     tmp = tmp_path_factory.mktemp("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = dict(_ENV)
     cmd = [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
            "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={tmp}",
            "--disable-usage-stats"]
@@ -88,11 +119,15 @@ def _recipe(tmp: Path, models, name: str, executor: dict) -> Path:
     return write_recipe(tmp / f"{name}.yaml", d)
 
 
-def _cli(recipe: Path, *extra: str) -> subprocess.Popen:
+def _cli(recipe: Path, *extra: str, auth: dict[str, str] | None = None) -> subprocess.Popen:
+    """``fusedata build`` in a child with the private HOME and ``auth`` (default: the
+    token file through ``RAY_AUTH_TOKEN_PATH``)."""
     # One torch thread, as in a Ray actor with num_cpus 1: CPU matmuls of the small
     # score batches (shards of 4 responses) differ in the last bits between thread
     # counts, and the comparison below is exact.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    if auth is None:
+        auth = {"RAY_AUTH_TOKEN_PATH": str(Path(_ENV["HOME"]) / ".ray" / "auth_token")}
+    env = {**_ENV, **auth, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "fusedata.cli", "build", str(recipe),
                              "--no-progress", *extra], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=env)
@@ -123,10 +158,12 @@ def local_ref(tiny_models, tmp_path_factory):
 
 def test_ray_build_equals_local(cluster, tiny_models, tmp_path, local_ref):
     rec = _recipe(tmp_path, tiny_models, "ray", {"type": "local"})
-    p = _cli(rec, "--executor", "ray", "--address", cluster)
+    # the token as a value in the environment this time (RAY_AUTH_TOKEN)
+    p = _cli(rec, "--executor", "ray", "--address", cluster, auth={"RAY_AUTH_TOKEN": TOKEN})
     err = p.communicate(timeout=300)[1].decode()
     assert p.returncode == 0, err[-3000:]
     assert "Ray actor" in err
+    assert TOKEN not in err
     got = _records(tmp_path / "ray")
     assert got["sample"]["response_id"].is_unique().all()
     _assert_same(got, local_ref)
@@ -178,3 +215,48 @@ def test_ray_driver_killed_then_restarted(cluster, tiny_models, tmp_path, local_
     assert p.returncode == 0, err[-3000:]
     assert "resuming" in err
     _assert_same(_records(tmp_path / "dk"), local_ref)
+
+
+def test_ray_cluster_needs_the_token(cluster, tiny_models, tmp_path, ray_home):
+    """The token file exists but nothing asks for token auth: Ray connects without a
+    token and the cluster refuses; the error names the file and the variables."""
+    rec = _recipe(tmp_path, tiny_models, "noauth", {"type": "ray", "address": cluster})
+    p = _cli(rec, auth={})
+    err = p.communicate(timeout=300)[1].decode()
+    assert p.returncode != 0
+    msg = err[err.index("could not connect to the Ray cluster"):]
+    assert "The cluster refused this process's token (InvalidAuthToken)" in msg
+    assert cluster in msg and "RAY_AUTH_TOKEN=<token>" in msg and "RAY_AUTH_TOKEN_PATH" in msg
+    assert f"{ray_home / '.ray' / 'auth_token'} (exists)" in msg
+    assert TOKEN not in err
+    assert not (tmp_path / "noauth" / ".work" / "sample").exists()
+
+
+def test_ray_home_left_as_found(ray_home):
+    """Runs after the cluster tests: every Ray process above used this HOME; its ~/.ray holds exactly the
+    token written first, unchanged (the fixture checks again after the cluster stops)."""
+    assert [f.name for f in (ray_home / ".ray").rglob("*")] == ["auth_token"]
+    assert (ray_home / ".ray" / "auth_token").read_text() == TOKEN
+
+
+def test_token_from_env_turns_token_mode_on(monkeypatch, tmp_path):
+    """Unit check of the rule the cluster tests rely on (no Ray process started)."""
+    from fusedata.executors import enable_ray_token_auth_from_env, ray_auth_help
+
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert not enable_ray_token_auth_from_env()  # no token given: Ray's default stays
+    assert "RAY_AUTH_MODE" not in os.environ
+    monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
+    assert enable_ray_token_auth_from_env() and os.environ["RAY_AUTH_MODE"] == "token"
+    msg = ray_auth_help("10.0.0.1:6379")
+    assert TOKEN not in msg and "RAY_AUTH_TOKEN set" in msg
+    assert f"{tmp_path / '.ray' / 'auth_token'} (missing)" in msg
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an explicit mode is respected
+    assert not enable_ray_token_auth_from_env() and os.environ["RAY_AUTH_MODE"] == "disabled"
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "tok"))
+    assert enable_ray_token_auth_from_env()
+    assert f"{tmp_path / 'tok'} (missing)" in ray_auth_help(None)
