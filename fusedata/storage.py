@@ -51,7 +51,7 @@ def _fs(protocol: str) -> Any:
     return fsspec.filesystem(protocol)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class RemotePath:
     """A file or folder on an fsspec filesystem, addressed by URL.
 

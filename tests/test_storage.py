@@ -31,6 +31,7 @@ from fusedata.engine import (
 from fusedata.storage import RemotePath, _fs, location
 
 from . import s3server
+from .conftest import demo_recipe_dict, write_recipe
 
 
 class Slow(Stage):
@@ -169,3 +170,27 @@ def test_sigkill_mid_stage_on_s3_resumes_to_identical_records(s3, tmp_path):
     out = res.dataset.read().sort("x")
     assert out.height == 40 and out["x"].n_unique() == 40
     assert out.equals(_local(tmp_path, 40))
+
+
+def test_demo_build_with_s3_work_dir_gives_the_local_records(s3, tiny_models, tmp_path):
+    """The demo recipe (tiny models) with ``work_dir: s3://...``: the same exported
+    records as a build with a local work folder, and nothing cached on local disk."""
+    from fusedata.build import build
+    from fusedata.recipe import load_recipe
+
+    def run(name: str, **over: Any):
+        rec = write_recipe(tmp_path / f"{name}.yaml",
+                           demo_recipe_dict(tiny_models, tmp_path / name, **over))
+        return build(load_recipe(rec), rec, progress=False)
+
+    local = run("local")
+    remote = run("remote", work_dir="s3://fusedata-test/demo-work")
+    assert not (tmp_path / "remote" / ".work").exists()
+    assert location("s3://fusedata-test/demo-work").glob("sample/*/" + DONE)
+    assert set(remote.files) == set(local.files) and local.files["sft"]
+    for kind in local.files:
+        a = [pl.read_parquet(f) for f in local.files[kind]]
+        b = [pl.read_parquet(f) for f in remote.files[kind]]
+        assert len(a) == len(b) and all(x.equals(y) for x, y in zip(a, b, strict=True)), kind
+    again = run("remote", work_dir="s3://fusedata-test/demo-work")
+    assert all(r.cached for _, r in again.stages)
