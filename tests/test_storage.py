@@ -8,6 +8,7 @@ commit (a shard without its marker) and a SIGKILL of the building process.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from fusedata.storage import RemotePath, _fs, location
 
 from . import s3server
 from .conftest import demo_recipe_dict, write_recipe
+from .test_publish import hub, token  # noqa: F401 - fixtures for the push test
 
 
 class Slow(Stage):
@@ -194,3 +196,48 @@ def test_demo_build_with_s3_work_dir_gives_the_local_records(s3, tiny_models, tm
         assert len(a) == len(b) and all(x.equals(y) for x, y in zip(a, b, strict=True)), kind
     again = run("remote", work_dir="s3://fusedata-test/demo-work")
     assert all(r.cached for _, r in again.stages)
+
+
+def test_demo_build_with_s3_output_dir_uploads_the_local_outputs(s3, tiny_models, tmp_path):
+    """``output_dir: s3://...`` (work folder defaulting to ``OUT/.work`` on the store):
+    the uploaded files hold the local build's records; report, card and recipe are there."""
+    from fusedata.build import build
+    from fusedata.recipe import load_recipe
+
+    local_rec = write_recipe(tmp_path / "l.yaml", demo_recipe_dict(tiny_models, tmp_path / "l"))
+    local = build(load_recipe(local_rec), local_rec, progress=False)
+    url = "s3://fusedata-test/demo-out"
+    rec = write_recipe(tmp_path / "r.yaml", demo_recipe_dict(tiny_models, url))  # type: ignore[arg-type]
+    remote = build(load_recipe(rec), rec, progress=False)
+    out = location(url)
+    assert remote.out_dir == out
+    assert out.glob(".work/sample/*/" + DONE)  # the stage cache went to the store too
+    local_names = sorted(str(p.relative_to(tmp_path / "l")) for p in (tmp_path / "l").rglob("*")
+                         if p.is_file() and ".work" not in p.parts)
+    for name in local_names:
+        assert (out / name).exists(), name
+    for kind in local.files:
+        for a, b in zip(local.files[kind], remote.files[kind], strict=True):
+            assert isinstance(b, RemotePath)
+            assert pl.read_parquet(a).equals(pl.read_parquet(io.BytesIO(b.read_bytes()))), b
+
+
+def test_push_from_an_s3_out(s3, hub, tmp_path):  # noqa: F811 - the imported fixture
+    """``fusedata push s3://.../OUT``: the Hub gets what a push of the same local OUT
+    gets; the stage cache under ``OUT/.work/`` is neither fetched nor published."""
+    from click.testing import CliRunner
+
+    from fusedata.cli import cli
+
+    from .test_publish import _export, _local_files
+
+    out, _ = _export(tmp_path)
+    fs = _fs("s3")
+    for f in out.rglob("*"):
+        if f.is_file():
+            fs.pipe_file(f"fusedata-test/{out.name}/{f.relative_to(out).as_posix()}",
+                         f.read_bytes())
+    fs.pipe_file(f"fusedata-test/{out.name}/.work/sample/shard-00000.parquet", b"cache")
+    res = CliRunner().invoke(cli, ["push", f"s3://fusedata-test/{out.name}", "--repo", "fuse/s3"])
+    assert res.exit_code == 0, res.output
+    assert hub.files("fuse/s3") == _local_files(out)

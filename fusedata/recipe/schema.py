@@ -635,8 +635,8 @@ class Recipe(_Strict):
         return self
 
     # Resolved locations ------------------------------------------------------
-    def out_path(self, base: Path) -> Path:
-        return (base / self.output_dir).resolve()
+    def out_path(self, base: Path) -> Path | RemotePath:
+        return location(self.output_dir, base)
 
     def work_path(self, base: Path) -> Path | RemotePath:
         """The stage cache: a local folder, or an fsspec URL (``s3://bucket/prefix``) for
