@@ -11,7 +11,10 @@ and the keys of its inputs (a Merkle chain).  So:
   ``shard_size`` rows, in input order; the recipe sets it per stage through
   ``executor.shard_size``).  A shard is written to a temp file and renamed only
   when complete, so after a SIGKILL at any point the folder holds whole shards
-  only; the re-run computes just the missing ones.
+  only; the re-run computes just the missing ones.  On an object store (``work``
+  an fsspec URL, :mod:`fusedata.storage`) there is no rename: the shard is PUT
+  whole under its final name, then a completion marker, and only the marker
+  counts (:func:`is_committed`).
 * shard boundaries depend on the input and the shard size alone, and a resumed
   stage keeps the shard size it started with (recorded in ``_SHARDING.json``).
   No stage seeds anything from a shard's index: randomness comes from the
