@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine import Dataset, Engine, StageResult, atomic_write_text, stable_hash
 from .recipe import Recipe
+from .storage import RemotePath, location
 
 log = logging.getLogger("fusedata")
 
@@ -24,8 +27,8 @@ STAGES = ("prompts", "sample", "score", "verify", "select", "export")
 
 @dataclass
 class BuildResult:
-    out_dir: Path
-    files: dict[str, list[Path]] = field(default_factory=dict)
+    out_dir: Path | RemotePath
+    files: dict[str, list[Path | RemotePath]] = field(default_factory=dict)
     stages: list[tuple[str, StageResult]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -64,24 +67,51 @@ def prepare_demo(recipe: Recipe, base: Path) -> None:
     ensure_demo_models(folder, seed=int(recipe.demo.get("seed", 0)))
 
 
-def build(recipe: Recipe, recipe_path: Path, out: Path | None = None,
+def build(recipe: Recipe, recipe_path: Path, out: Path | RemotePath | str | None = None,
           stages: tuple[str, ...] | None = None, progress: bool = True) -> BuildResult:
-    """Run (or resume) the whole build; returns where the outputs are."""
+    """Run (or resume) the whole build; returns where the outputs are.
+
+    ``out`` (or the recipe's ``output_dir``) may be an fsspec URL: the stage cache then
+    defaults to ``OUT/.work`` on the store, and the output files (a few, written once
+    at the end) are made in a local temp folder and uploaded file by file."""
     t0 = time.perf_counter()
     base = recipe_path.resolve().parent
     prepare_demo(recipe, base)
     recipe = resolve(recipe, base)
-    out_dir = out.resolve() if out else recipe.out_path(base)
-    work = (out_dir / ".work") if (out and not recipe.work_dir) else recipe.work_path(base)
+    out_dir = recipe.out_path(base) if out is None else location(out)
+    if isinstance(out_dir, Path):
+        out_dir = out_dir.resolve()
+    work = ((out_dir / ".work") if (out is not None and not recipe.work_dir)
+            else recipe.work_path(base))
     from .executors import get_executor
 
     cfg = recipe.executor
     executor = get_executor(cfg.type, cfg.address, cfg.resources)
     engine = Engine(work=work, progress=progress, executor=executor)
     try:
-        return _run(recipe, base, out_dir, engine, stages, t0)
+        if not isinstance(out_dir, RemotePath):
+            return _run(recipe, base, out_dir, engine, stages, t0)
+        staging = Path(tempfile.mkdtemp(prefix="fusedata-out-"))
+        try:
+            res = _run(recipe, base, staging, engine, stages, t0)
+            return _upload(res, staging, out_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     finally:
         executor.close()
+
+
+def _upload(res: BuildResult, staging: Path, out: RemotePath) -> BuildResult:
+    """Copy the outputs made in ``staging`` to ``out`` (one whole-object PUT per file)."""
+    for f in sorted(staging.rglob("*")):
+        rel = f.relative_to(staging)
+        # everything but temp files (the manifest .fusedata-export.json travels too)
+        if f.is_file() and ".tmp-" not in f.name:
+            (out / rel.as_posix()).write_bytes(f.read_bytes())
+    res.out_dir = out
+    res.files = {k: [out / p.relative_to(staging).as_posix() for p in fs]
+                 for k, fs in res.files.items()}
+    return res
 
 
 def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,

@@ -83,13 +83,13 @@ def build(recipe: str, out: str | None, dry_run: bool, stages: str | None, execu
                                      f"{', '.join(STAGE_NAMES)}", param_hint="--stages")
     from .build import build as run_build
 
-    res = run_build(r, Path(recipe), out=Path(out) if out else None, stages=stage_list,
+    res = run_build(r, Path(recipe), out=out, stages=stage_list,
                     progress=not no_progress)
     click.echo(f"\nbuild finished in {res.seconds:.1f}s")
     for name, files in res.files.items():
-        import polars as pl
+        from .engine import file_rows
 
-        n = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
+        n = sum(file_rows(f) for f in files)
         click.echo(f"  {name.upper():4s} {n:6d} records  {files[0].parent}/")
     if res.files:
         click.echo(f"output: {res.out_dir}")

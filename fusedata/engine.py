@@ -11,7 +11,10 @@ and the keys of its inputs (a Merkle chain).  So:
   ``shard_size`` rows, in input order; the recipe sets it per stage through
   ``executor.shard_size``).  A shard is written to a temp file and renamed only
   when complete, so after a SIGKILL at any point the folder holds whole shards
-  only; the re-run computes just the missing ones.
+  only; the re-run computes just the missing ones.  On an object store (``work``
+  an fsspec URL, :mod:`fusedata.storage`) there is no rename: the shard is PUT
+  whole under its final name, then a completion marker, and only the marker
+  counts (:func:`is_committed`).
 * shard boundaries depend on the input and the shard size alone, and a resumed
   stage keeps the shard size it started with (recorded in ``_SHARDING.json``).
   No stage seeds anything from a shard's index: randomness comes from the
@@ -29,6 +32,7 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -37,12 +41,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
 
 from .executors import Executor, LocalExecutor
+from .storage import PathLike, RemotePath
 
 log = logging.getLogger("fusedata")
 
@@ -63,28 +67,40 @@ def stable_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
-def atomic_write_parquet(df: pl.DataFrame, path: Path, **options: Any) -> None:
+def atomic_write_parquet(df: pl.DataFrame, path: PathLike, **options: Any) -> None:
     """Write ``df`` so that ``path`` either does not exist or holds the complete file.
 
     ``options`` go to :meth:`polars.DataFrame.write_parquet` (export uses them to write
-    plain Arrow types for the Hub)."""
+    plain Arrow types for the Hub).  On an object store (a :class:`RemotePath`) the
+    file is built in memory and sent in one PUT, which is all-or-nothing."""
+    opts = {"compression": "zstd", "statistics": True, "row_group_size": ROW_GROUP_ROWS,
+            **options}
+    if isinstance(path, RemotePath):
+        buf = io.BytesIO()
+        df.write_parquet(buf, **opts)
+        path.write_bytes(buf.getvalue())
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    df.write_parquet(tmp, **{"compression": "zstd", "statistics": True,
-                             "row_group_size": ROW_GROUP_ROWS, **options})
+    df.write_parquet(tmp, **opts)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def atomic_write_text(text: str, path: Path) -> None:
+def atomic_write_text(text: str, path: PathLike) -> None:
+    if isinstance(path, RemotePath):
+        path.write_text(text)  # one PUT: all or nothing
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
-def _clean_temps(folder: Path) -> None:
+def _clean_temps(folder: PathLike) -> None:
+    if isinstance(folder, RemotePath):
+        return  # nothing is staged under a temp name on an object store
     for p in folder.glob(".*.tmp-*"):
         p.unlink(missing_ok=True)
 
@@ -99,7 +115,7 @@ class Dataset:
     hand, or by an older version) it is read from the files' footers once.
     """
 
-    files: tuple[Path, ...]
+    files: tuple[PathLike, ...]
     key: str
     schema: dict[str, pl.DataType] | None = None
     rows: tuple[int, ...] | None = None
@@ -107,6 +123,8 @@ class Dataset:
     def scan(self) -> pl.LazyFrame:
         if not self.files:
             return pl.LazyFrame(schema=self.schema or {})
+        if isinstance(self.files[0], RemotePath):
+            return pl.concat([_scan(f) for f in self.files], how="vertical_relaxed")
         return pl.scan_parquet(list(self.files))
 
     def read(self) -> pl.DataFrame:
@@ -138,18 +156,29 @@ class Dataset:
         while k < len(self.files) and (ends[k] - counts[k]) < stop:
             base = ends[k] - counts[k]
             lo, hi = max(start, base) - base, min(stop, ends[k]) - base
-            lf = pl.scan_parquet(self.files[k])
+            lf = _scan(self.files[k])
             if columns is not None:
                 lf = lf.select(columns)
             if hi > lo:
                 parts.append(lf.slice(lo, hi - lo).collect())
             k += 1
         if not parts:
-            lf = pl.scan_parquet(self.files[0])
+            lf = _scan(self.files[0])
             if columns is not None:
                 lf = lf.select(columns)
             return lf.head(0).collect()
         return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+
+
+def _scan(f: PathLike) -> pl.LazyFrame:
+    """One Parquet file, lazily; a remote one is fetched whole (one GET) first.
+
+    Fetching through fsspec keeps one way of reaching the store (the environment's
+    credentials, as every other access here) instead of polars' own object-store
+    client and its differently spelled options."""
+    if isinstance(f, RemotePath):
+        return pl.read_parquet(io.BytesIO(f.read_bytes())).lazy()
+    return pl.scan_parquet(f)
 
 
 def _cumsum(xs: Iterable[int]) -> Iterable[int]:
@@ -159,11 +188,16 @@ def _cumsum(xs: Iterable[int]) -> Iterable[int]:
         yield t
 
 
-def file_rows(path: Path) -> int:
+def file_rows(path: PathLike) -> int:
     """Row count of one Parquet file, from its footer (no data is read).
 
     Memoized per (path, size, mtime): a dataset without a recorded index (built by
     hand, or by an older version) would otherwise read every footer on every shard."""
+    if isinstance(path, RemotePath):
+        import pyarrow.parquet as pq
+
+        with path.open() as f:
+            return int(pq.read_metadata(f).num_rows)
     st = os.stat(path)
     return _footer_rows(str(path), st.st_size, st.st_mtime_ns)
 
@@ -264,6 +298,32 @@ def shard_name(i: int) -> str:
     return f"shard-{i:05d}.parquet"
 
 
+def marker_name(i: int) -> str:
+    """The completion marker of shard ``i`` on an object store (see :func:`is_committed`)."""
+    return f"_COMMITTED.{shard_name(i)}.json"
+
+
+def is_committed(folder: PathLike, i: int) -> bool:
+    """Whether shard ``i`` of ``folder`` is finished.
+
+    Locally a shard is renamed into place only when complete, so its name is the
+    proof.  An object store has no rename: the shard is PUT under its final name
+    (all-or-nothing) and then its marker; a shard without its marker may be from a
+    worker killed between the two PUTs (or one still running), so only the marker
+    counts and such a shard is simply computed again (the same bytes: no stage seeds
+    from anything but the recipe and the records)."""
+    if isinstance(folder, RemotePath):
+        return (folder / marker_name(i)).exists()
+    return (folder / shard_name(i)).exists()
+
+
+def commit_shard(out: pl.DataFrame, folder: PathLike, i: int) -> None:
+    """Write shard ``i``: atomically locally; on an object store, shard then marker."""
+    atomic_write_parquet(out, folder / shard_name(i))
+    if isinstance(folder, RemotePath):
+        atomic_write_text(json.dumps({"rows": out.height}), folder / marker_name(i))
+
+
 @dataclass(frozen=True)
 class ShardPlan:
     """The pending shards of one stage: what an executor runs (picklable, for Ray).
@@ -277,11 +337,11 @@ class ShardPlan:
     size: int
     n_shards: int
     n_rows: int
-    folder: Path
+    folder: PathLike
     label: str
 
     def is_committed(self, i: int) -> bool:
-        return (self.folder / shard_name(i)).exists()
+        return is_committed(self.folder, i)
 
     def run_shard(self, i: int) -> int:
         """Compute shard ``i`` and commit it atomically; returns its input rows.
@@ -290,12 +350,11 @@ class ShardPlan:
         before a crash and retry) is not recomputed.  The caller must have run
         ``stage.setup()`` in this process if the stage has input rows.
         """
-        path = self.folder / shard_name(i)
-        if path.exists():
+        if is_committed(self.folder, i):
             return 0
         shard = self.inputs.read_range(i * self.size, self.size)
         out = self.stage.run(shard, i, self.n_shards)
-        atomic_write_parquet(out, path)
+        commit_shard(out, self.folder, i)
         return shard.height
 
 
@@ -306,7 +365,7 @@ class StageResult:
     rows_in: int
     rows_out: int
     seconds: float
-    folder: Path
+    folder: PathLike
     note: str = ""
 
 
@@ -314,12 +373,12 @@ class StageResult:
 class Engine:
     """Runs stages against a work directory; see the module docstring."""
 
-    work: Path
+    work: PathLike
     progress: bool = True
     executor: Executor = field(default_factory=LocalExecutor)
     results: list[tuple[str, StageResult]] = field(default_factory=list)
 
-    def stage_dir(self, stage: Stage, label: str, key: str) -> Path:
+    def stage_dir(self, stage: Stage, label: str, key: str) -> PathLike:
         return self.work / stage.name / f"{label}-{key}"
 
     def key_for(self, stage: Stage, input_keys: Iterable[str]) -> str:
@@ -359,7 +418,7 @@ class Engine:
         size = _shard_size(folder, stage.shard_size, tag)
         n_shards = max(1, -(-n // size))
         names = [shard_name(i) for i in range(n_shards)]
-        pending = [i for i in range(n_shards) if not (folder / names[i]).exists()]
+        pending = [i for i in range(n_shards) if not is_committed(folder, i)]
         if len(pending) < n_shards:
             log.info("%s: resuming, %d of %d shards already done", tag, n_shards - len(pending),
                      n_shards)
@@ -447,7 +506,7 @@ class ReduceStage(ABC):
         return ""
 
 
-def _shard_size(folder: Path, wanted: int, tag: str) -> int:
+def _shard_size(folder: PathLike, wanted: int, tag: str) -> int:
     """The shard size of this stage folder: the one it was started with, if any.
 
     Shard ``i`` is rows ``[i * size, (i + 1) * size)``, so shards committed with

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from .layout import (
     REPORT_MD,
     exported_sets,
 )
+from .storage import RemotePath, is_url, location
 
 log = logging.getLogger("fusedata")
 
@@ -156,11 +158,24 @@ def _explain(err: Exception, repo_id: str, action: str) -> PushError:
     return PushError(f"{action} {repo_id} failed: {type(err).__name__}: {err}.{hint}")
 
 
-def push_folder(out: Path, repo_id: str, *, private: bool = False,
+def push_folder(out: Path | str, repo_id: str, *, private: bool = False,
                 revision: str | None = None, token: str | None = None,
                 endpoint: str | None = None, overwrite: bool = False,
                 commit_message: str | None = None) -> PushResult:
-    """Create (if needed) the dataset repo ``repo_id`` and upload ``out`` to it; resumable."""
+    """Create (if needed) the dataset repo ``repo_id`` and upload ``out`` to it; resumable.
+
+    ``out`` may be an fsspec URL (an ``s3://`` OUT of a cluster build): its files,
+    less the stage cache ``.work/`` (never published), are fetched into a temp folder
+    that is pushed as a local OUT would be."""
+    if is_url(str(out)):
+        src = location(str(out))
+        with tempfile.TemporaryDirectory(prefix="fusedata-push-") as tmp:
+            # named as the URL's last part: the card and the commit message use OUT's name
+            local = Path(tmp) / src.name  # type: ignore[union-attr]
+            _download(src, local)  # type: ignore[arg-type]
+            return push_folder(local, repo_id, private=private, revision=revision,
+                               token=token, endpoint=endpoint, overwrite=overwrite,
+                               commit_message=commit_message)
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -235,8 +250,23 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False,
                       files=len(files), changed=oid != head, withheld=withheld)
 
 
+def _download(src: RemotePath, dest: Path) -> None:
+    """Copy the files under ``src`` (not its ``.work/`` stage cache) to ``dest``."""
+    src.fs.invalidate_cache()
+    found = src.fs.find(src.path)
+    if not found:
+        raise PushError(f"{src}: no files there (is it the OUT of a build?)")
+    for key in found:
+        rel = key[len(src.path):].lstrip("/")
+        if not rel or rel.split("/", 1)[0] == ".work":
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bytes(src.fs.cat_file(key)))
+
+
 @click.command("push")
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out")
 @click.option("--repo", "repo_id", required=True, metavar="ORG/NAME",
               help="Dataset repository to create (if needed) and upload to.")
 @click.option("--private", is_flag=True, help="Create the repository as private.")
@@ -245,7 +275,7 @@ def push_folder(out: Path, repo_id: str, *, private: bool = False,
 @click.option("--overwrite", is_flag=True,
               help="Upload into an existing repository that fusedata did not create.")
 @click.option("-m", "--message", default=None, help="Commit message.")
-def push(out: Path, repo_id: str, private: bool, revision: str | None, overwrite: bool,
+def push(out: str, repo_id: str, private: bool, revision: str | None, overwrite: bool,
                  message: str | None) -> None:
     """Publish the exported folder OUT as the Hugging Face dataset ORG/NAME.
 

@@ -52,6 +52,7 @@ import polars as pl
 from .engine import Dataset, RowLookup, Stage, atomic_write_parquet, stable_hash
 from .recipe import RewardModelSpec
 from .records import SCORE_COLUMNS
+from .storage import PathLike
 
 log = logging.getLogger("fusedata")
 
@@ -436,14 +437,16 @@ class ScoreCache:
     SCHEMA: dict[str, pl.DataType] = {"key": pl.Binary, "score": pl.Float64,
                                       "truncated": pl.Boolean}
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: PathLike):
         self.folder = folder
         self._map: dict[bytes, tuple[float, bool]] | None = None
 
     def _load(self) -> dict[bytes, tuple[float, bool]]:
         if self._map is None:
             files = sorted(self.folder.glob("part-*.parquet"))
-            df = pl.read_parquet(files) if files else pl.DataFrame(schema=self.SCHEMA)
+            # through Dataset: the cache may live in a work folder on an object store
+            df = (Dataset(tuple(files), "score-cache").read() if files
+                  else pl.DataFrame(schema=self.SCHEMA))
             self._map = dict(zip(df["key"].to_list(),
                                  zip(df["score"].to_list(), df["truncated"].to_list(),
                                      strict=True), strict=True))
@@ -477,7 +480,7 @@ class ScoreStage(Stage):
     shard_size = 256
 
     def __init__(self, spec: RewardModelSpec, prompts: Dataset, shard_size: int | None = None,
-                 cache_dir: Path | None = None):
+                 cache_dir: PathLike | None = None):
         self.spec = spec
         self.prompts = prompts
         self._prompt_rows = RowLookup(prompts, "prompt_id")

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..sources import LOADERS
+from ..storage import RemotePath, location
 
 Category = Literal["instruction", "math", "code", "chinese"]
 CATEGORIES: tuple[str, ...] = ("instruction", "math", "code", "chinese")
@@ -634,10 +635,12 @@ class Recipe(_Strict):
         return self
 
     # Resolved locations ------------------------------------------------------
-    def out_path(self, base: Path) -> Path:
-        return (base / self.output_dir).resolve()
+    def out_path(self, base: Path) -> Path | RemotePath:
+        return location(self.output_dir, base)
 
-    def work_path(self, base: Path) -> Path:
+    def work_path(self, base: Path) -> Path | RemotePath:
+        """The stage cache: a local folder, or an fsspec URL (``s3://bucket/prefix``) for
+        a cluster with object storage and no shared filesystem."""
         if self.work_dir:
-            return (base / self.work_dir).resolve()
+            return location(self.work_dir, base)
         return self.out_path(base) / ".work"
