@@ -10,11 +10,13 @@ committed; ``close()`` frees what the executor holds.
   map stage go to a pool of Ray actors, each holding one replica of the
   stage's model (loaded once per actor) with the resources the recipe asks for
   (``executor.resources.<stage>: {num_gpus: 4, num_cpus: 8, replicas: 2}``).
-  Workers commit finished shards straight into the same content-addressed
-  store (a filesystem every node sees), so:
+  Workers read their shard inputs from, and commit finished shards straight into,
+  the same content-addressed store: a filesystem every node sees or an object
+  store URL (``s3://...``, see :mod:`fusedata.storage`), so:
 
-  - a worker that dies is restarted by Ray and its in-flight shard retried;
-    a shard already committed is never recomputed (idempotent commit);
+  - a worker that dies (its process, or its whole node) is restarted by Ray where
+    there is room, and its in-flight shard goes to the next free actor; a shard
+    already committed is never recomputed (idempotent commit);
   - a driver that dies loses nothing committed: re-running the build skips
     finished shards, exactly like the local executor.
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -190,30 +193,43 @@ class ShardWorker:
 
     def __init__(self, plan: ShardWork):
         self.plan = plan
-        self.ready = False
+        self.loaded = False
 
-    def run(self, i: int) -> int:
-        p = self.plan
-        if not self.ready and p.n_rows:
-            p.stage.setup()
-            self.ready = True
-        return p.run_shard(i)
-
-    def pid(self) -> int:
+    def ready(self) -> int:
+        """Load the stage (once per actor process); the driver hands out shards only
+        to actors that answered this, so an actor Ray cannot place never holds one."""
+        if not self.loaded and self.plan.n_rows:
+            self.plan.stage.setup()
+            self.loaded = True
         return os.getpid()
 
+    def run(self, i: int) -> int:
+        self.ready()
+        return self.plan.run_shard(i)
+
     def close(self) -> None:
-        if self.ready:
+        if self.loaded:
             self.plan.stage.teardown()
-            self.ready = False
+            self.loaded = False
 
 
 class RayExecutor(Executor):
     """Runs map-stage shards on a Ray cluster (see the module docstring)."""
 
+    #: a shard whose actor died this many times (its process or its node) fails the stage:
+    #: a shard that kills every process that runs it must not loop forever
+    max_shard_attempts: int = 4
+    #: seconds between two "is this actor back?" calls to an actor Ray is restarting
+    reprobe_s: float = 2.0
+    #: seconds of waiting without news after which the driver says what it waits for
+    quiet_s: float = 60.0
+
     def __init__(self, address: str | None = None,
                  resources: dict[str, dict[str, float]] | None = None):
+        mode_before = os.environ.get("RAY_AUTH_MODE")
+        late = "ray" in sys.modules  # Ray read its config at import: too late to set the mode
         enable_ray_token_auth_from_env()
+        late = late and os.environ.get("RAY_AUTH_MODE") != mode_before
         ray = import_ray()
         self.ray = ray
         self.resources = resources or {}
@@ -226,7 +242,12 @@ class RayExecutor(Executor):
                 # Ray's own message says only "Failed to connect" (the auth failure
                 # is in its C++ log lines): say which token and variables matter.
                 refused = _auth_refused(e, ray.exceptions.AuthenticationError)
-                raise RuntimeError(f"executor 'ray': {ray_auth_help(address, refused)} "
+                why = ray_auth_help(address, refused)
+                if late:
+                    why += (" Ray was imported before fusedata set RAY_AUTH_MODE=token, so "
+                            "Ray did not see it: set RAY_AUTH_MODE=token in the environment "
+                            "before starting Python.")
+                raise RuntimeError(f"executor 'ray': {why} "
                                    f"(Ray: {type(e).__name__}: {e})") from e
             self.owns_connection = True
         #: live actors of the stage being run (tests kill one to check recovery)
@@ -239,42 +260,118 @@ class RayExecutor(Executor):
         return res, max(1, replicas)
 
     def map_shards(self, plan: ShardWork, on_done: Callable[[int], object]) -> None:
+        """Hand shards to actors as they become free; survive actors and nodes dying.
+
+        Actors are created with ``max_restarts=-1`` (Ray restarts one whose process or
+        node died, wherever there is room) and ``max_task_retries=0``: a shard whose
+        actor died comes back to this loop at once as a ``RayActorError`` (Ray would
+        otherwise queue the retry on that same actor, which may never be placed again:
+        after a node is lost, the remaining nodes' CPUs are held by the other actors of
+        the stage, and the build would hang).  Such a shard goes back to the end of
+        the queue for the next free actor (one that kills every actor fails the stage
+        only after the other shards are done); it may have been committed before the death,
+        and then ``run_shard`` skips it (the commit is idempotent).  An actor gets
+        shards only once it answered :meth:`ShardWorker.ready`, so one waiting for
+        resources holds none; the stage ends when every shard is committed, whatever
+        such actors are doing.
+        """
+        import collections
+        import time
+
         ray = self.ray
         res, replicas = self.stage_resources(plan.stage.name)
         actor_cls = ray.remote(ShardWorker).options(
             num_cpus=res.get("num_cpus", 1), num_gpus=res.get("num_gpus", 0),
-            max_restarts=-1, max_task_retries=-1,
+            max_restarts=-1, max_task_retries=0,
         )
-        todo = list(plan.pending)
+        todo = collections.deque(plan.pending)
         n_actors = min(replicas, len(todo))
         log.info("%s: %d shards on %d Ray actor(s) %s", plan.label, len(todo), n_actors, res)
         self.actors = [actor_cls.remote(plan) for _ in range(n_actors)]
-        in_flight: dict[Any, tuple[int, Any]] = {}
+        probing: dict[Any, int] = {a.ready.remote(): k for k, a in enumerate(self.actors)}
+        reprobe: dict[int, float] = {}  # actor -> when to ask again whether it is back
+        idle: list[int] = []
+        in_flight: dict[Any, tuple[int, int]] = {}  # ref -> (shard, actor)
+        deaths: collections.Counter[int] = collections.Counter()
+        quiet_since = time.monotonic()
         try:
-            for a in self.actors:
-                if todo:
-                    i = todo.pop(0)
-                    in_flight[a.run.remote(i)] = (i, a)
-            while in_flight:
-                done, _ = ray.wait(list(in_flight), num_returns=1)
+            while todo or in_flight:
+                now = time.monotonic()
+                for k in [k for k, t in reprobe.items() if t <= now]:
+                    del reprobe[k]
+                    probing[self.actors[k].ready.remote()] = k
+                while idle and todo:
+                    k = idle.pop(0)
+                    i = todo.popleft()
+                    in_flight[self.actors[k].run.remote(i)] = (i, k)
+                timeout = max(0.05, min([self.quiet_s, *(t - now for t in reprobe.values())]))
+                waiting = [*in_flight, *probing]
+                if waiting:
+                    done, _ = ray.wait(waiting, num_returns=1, timeout=timeout)
+                else:  # every actor is between two probes
+                    time.sleep(timeout)
+                    done = []
+                if not done:
+                    if time.monotonic() - quiet_since > self.quiet_s:
+                        log.warning("%s: %d shard(s) left, %d running; waiting for Ray to "
+                                    "place or restart %d actor(s) (each needs %s)",
+                                    plan.label, len(todo), len(in_flight),
+                                    len(probing) + len(reprobe), res)
+                        quiet_since = time.monotonic()
+                    continue
+                quiet_since = time.monotonic()
                 ref = done[0]
-                i, actor = in_flight.pop(ref)
-                on_done(ray.get(ref))  # raises the stage's own error, with its traceback
-                if todo:
-                    j = todo.pop(0)
-                    in_flight[actor.run.remote(j)] = (j, actor)
-        finally:
-            for a in self.actors:
+                if ref in probing:
+                    k = probing.pop(ref)
+                    try:
+                        ray.get(ref)
+                        idle.append(k)
+                    except ray.exceptions.RayActorError:
+                        reprobe[k] = time.monotonic() + self.reprobe_s
+                    continue
+                i, k = in_flight.pop(ref)
                 try:
-                    ray.get(a.close.remote(), timeout=60)
-                except Exception:  # noqa: BLE001 - best effort: the actor is killed next
-                    pass
-                ray.kill(a)
-            self.actors = []
+                    rows = ray.get(ref)  # raises the stage's own error, with its traceback
+                except ray.exceptions.RayActorError as e:
+                    deaths[i] += 1
+                    if deaths[i] >= self.max_shard_attempts:
+                        raise RuntimeError(
+                            f"{plan.label}: shard {i} lost its Ray actor {deaths[i]} times "
+                            "(the process or its node died each time: out of memory? a "
+                            f"crash in native code?); last error: {type(e).__name__}: "
+                            f"{str(e)[:500]}") from e
+                    log.warning("%s: the Ray actor running shard %d died (%s); the shard "
+                                "goes back in the queue for the next free actor", plan.label, i,
+                                type(e).__name__)
+                    todo.append(i)  # last: a shard that kills its actor holds no other back
+                    reprobe[k] = time.monotonic() + self.reprobe_s
+                    continue
+                on_done(rows)
+                idle.append(k)
+        finally:
+            self._stop_actors(idle)
         missing = [i for i in plan.pending if not plan.is_committed(i)]
         if missing:
             raise RuntimeError(f"{plan.label}: shards {missing[:5]} were not committed; "
                                "is the work dir on a filesystem all Ray nodes share?")
+
+    def _stop_actors(self, ready: list[int]) -> None:
+        """Let the actors known to be up free their stage (``teardown``), then kill all.
+
+        Only those: one Ray is still placing or restarting would hold the call forever."""
+        ray = self.ray
+        closing = [self.actors[k].close.remote() for k in ready]
+        if closing:
+            try:
+                ray.wait(closing, num_returns=len(closing), timeout=60)
+            except Exception:  # noqa: BLE001 - best effort: the actors are killed next
+                pass
+        for a in self.actors:
+            try:
+                ray.kill(a)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors = []
 
     def close(self) -> None:
         if self.owns_connection:

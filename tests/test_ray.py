@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from . import raycluster
 from .conftest import demo_recipe_dict, write_recipe
 
 ray = pytest.importorskip("ray")
-
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 _HEAD: dict[str, subprocess.Popen] = {}  # address -> the `ray start --block` we own
 
@@ -60,15 +51,7 @@ def ray_home(tmp_path_factory):
     assert _snapshot(home / ".ray") == before, "the Ray tests changed ~/.ray"
 
 
-def _tree(pid: int) -> list:
-    """``pid`` and every process it started (the only processes these tests may signal)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+_tree = raycluster.tree
 
 
 @pytest.fixture(scope="module")
@@ -79,38 +62,12 @@ def cluster(tmp_path_factory):
     down when terminated, so teardown stops exactly this cluster: never ``ray stop`` (it
     stops every Ray instance on the machine, also other users'), never a match on names.
     """
-    port = _free_port()
-    tmp = tmp_path_factory.mktemp("ray")
-    env = dict(_ENV)
-    cmd = [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-           "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={tmp}",
-           "--disable-usage-stats"]
-    log = open(tmp / "ray-start.log", "wb")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    node = raycluster.start_head(tmp_path_factory.mktemp("ray"), dict(_ENV), num_cpus=2)
+    _HEAD[node.address] = node.proc
     try:
-        deadline = time.time() + 180
-        while not (tmp / "ray_current_cluster").exists():
-            assert proc.poll() is None, (tmp / "ray-start.log").read_text()[-3000:]
-            assert time.time() < deadline, "ray head did not start in 180 s"
-            time.sleep(0.2)
-        addr = f"127.0.0.1:{port}"
-        _HEAD[addr] = proc
-        yield addr
+        yield node.address
     finally:
-        started = _tree(proc.pid)
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for p in started[1:]:  # anything of ours the graceful shutdown left behind
-            try:
-                p.kill()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-        log.close()
+        node.stop()
 
 
 def _recipe(tmp: Path, models, name: str, executor: dict) -> Path:
