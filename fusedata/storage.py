@@ -205,7 +205,7 @@ def out_keys(src: RemotePath) -> list[str]:
 
 
 @contextlib.contextmanager
-def local_out(out: str | Path, write_back: bool) -> Iterator[Path]:
+def local_out(out: str | Path, write_back: bool, missing_ok: bool = False) -> Iterator[Path]:
     """A local folder holding the built OUT ``out``, for code that reads and writes files.
 
     A local path is yielded unchanged (``file://`` stripped): the command works in place.
@@ -223,14 +223,15 @@ def local_out(out: str | Path, write_back: bool) -> Iterator[Path]:
     during the upload itself can leave some new, some old files, each whole; re-running
     the command completes it.)  The temp folder is always removed.
 
-    A URL with no files raises :class:`RemoteOutError` naming it.
+    A URL with no files raises :class:`RemoteOutError` naming it, unless ``missing_ok``
+    (a first build into a new OUT): the folder is then empty.
     """
     loc = location(out)
     if isinstance(loc, Path):
         yield loc
         return
     keys = out_keys(loc)
-    if not keys:
+    if not keys and not missing_ok:
         raise RemoteOutError(f"{loc}: no files there; is it the OUT of a build?")
     tmp = Path(tempfile.mkdtemp(prefix="fusedata-out-"))
     try:
