@@ -4,6 +4,10 @@ Verbs: ``build`` (run or resume a recipe), ``validate`` (check a recipe without
 running it), ``inspect`` (counts and example records of a built output), ``view``
 (the self-contained record viewer ``OUT/view.html``).
 Stage-specific tools add their own verbs below.
+
+The verbs that read a built OUT (``inspect``, ``export``, ``view``, ``report``,
+``push``) also take it as a URL (``s3://bucket/prefix``): they work on a local copy
+from :func:`fusedata.storage.local_out` and name the URL in what they print.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from .export import FORMATS
 from .layout import CARD, DROPS, LLAMAFACTORY_INFO, TABLES, set_files
 from .logs import setup_logging
 from .recipe import RecipeError, load_recipe
+from .storage import OutFolder, is_url, local_out, shown
 
 STAGE_NAMES = ("prompts", "sample", "score", "verify", "select", "export")
 
@@ -109,97 +114,122 @@ def validate(recipe: str) -> None:
 
 
 @cli.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=OutFolder())
 @click.option("-n", "--examples", default=2, show_default=True, help="Records shown per set.")
 def inspect(out: str, examples: int) -> None:
-    """Counts and a few pretty-printed records of a built output folder OUT."""
+    """Counts and a few pretty-printed records of a built output folder OUT.
+
+    OUT may be a URL (s3://bucket/prefix): its files, less the stage cache .work/,
+    are fetched to a temp folder, read, and deleted; nothing is written back.
+    """
     import polars as pl
     from rich.console import Console
     from rich.pretty import Pretty
 
     con = Console()
-    root = Path(out)
     found = False
-    for name in TABLES:
-        files = set_files(root, name)
-        if not files:
-            continue
-        found = True
-        df = pl.read_parquet(files)
-        con.rule(f"{name.upper()}: {df.height} records, {len(files)} file(s)")
-        if "source_model" in df.columns and df.height:
-            counts = df.group_by("category", "source_model").len().sort("category",
-                                                                        "source_model")
-            con.print(counts)
-        for row in df.head(examples).to_dicts():
-            con.print(Pretty(row, max_string=300))
-    drops = root / DROPS
-    if drops.exists():
-        d = pl.read_parquet(drops)
-        con.rule(f"dropped prompts: {d.height}")
-        if d.height:
-            con.print(d.group_by("split", "reason").len().sort("split", "reason"))
+    with local_out(out, write_back=False) as root:
+        for name in TABLES:
+            files = set_files(root, name)
+            if not files:
+                continue
+            found = True
+            df = pl.read_parquet(files)
+            con.rule(f"{name.upper()}: {df.height} records, {len(files)} file(s)")
+            if "source_model" in df.columns and df.height:
+                counts = df.group_by("category", "source_model").len().sort("category",
+                                                                            "source_model")
+                con.print(counts)
+            for row in df.head(examples).to_dicts():
+                con.print(Pretty(row, max_string=300))
+        drops = root / DROPS
+        if drops.exists():
+            d = pl.read_parquet(drops)
+            con.rule(f"dropped prompts: {d.height}")
+            if d.height:
+                con.print(d.group_by("split", "reason").len().sort("split", "reason"))
     if not found:
         raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files found")
 
 
 @cli.command("export")
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=OutFolder())
 @click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
               default=("hf",), show_default=True,
               help="hf: the Hub dataset layout and card (always); llamafactory: also "
                    "dataset_info.json (+ DPO in LLaMA-Factory's pairwise shape).")
-def export_cmd(out: Path, formats: tuple[str, ...]) -> None:
+def export_cmd(out: str, formats: tuple[str, ...]) -> None:
     """Refresh a built OUT folder for publishing, without rebuilding.
 
     Re-renders the dataset card OUT/README.md from OUT/report.json (written first
     when missing) and, with --format llamafactory, writes OUT/dataset_info.json.
+    OUT may be a URL (s3://bucket/prefix): its files, less the stage cache .work/,
+    are fetched to a temp folder and the changed ones uploaded back (none on error).
     """
     from .card import write_card
     from .export import write_llamafactory
     from .report import read_report, write_report
 
-    if not any(set_files(out, t) for t in TABLES):
-        raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files (data/NAME/)")
-    try:
-        rep = read_report(out)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    if rep is None:
-        rep = write_report(out)
-    if "llamafactory" in formats:
-        write_llamafactory(out)
-    write_card(out, report=rep)  # last: it mentions dataset_info.json when present
-    click.echo(f"{out}: card {out / CARD}"
-               + (f", LLaMA-Factory {out / LLAMAFACTORY_INFO}"
+    with local_out(out, write_back=True) as root:
+        if not any(set_files(root, t) for t in TABLES):
+            raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files (data/NAME/)")
+        try:
+            rep = read_report(root)
+        except ValueError as e:
+            raise click.ClickException(_named(str(e), out, root)) from None
+        if rep is None:
+            rep = write_report(root, shown=out if is_url(out) else None)
+        if "llamafactory" in formats:
+            write_llamafactory(root)
+        write_card(root, report=rep)  # last: it mentions dataset_info.json when present
+        msg = (f"{out}: card {shown(out, root, root / CARD)}"
+               + (f", LLaMA-Factory {shown(out, root, root / LLAMAFACTORY_INFO)}"
                   if "llamafactory" in formats else ""))
+    click.echo(msg)
+
+
+def _named(msg: str, out: str, root: Path) -> str:
+    """An error message about the temp copy of a remote OUT, naming the URL instead."""
+    return msg.replace(str(root), out) if is_url(out) else msg
 
 
 @cli.command("view")
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--open", "open_", is_flag=True, help="Open the page in the default browser.")
+@click.argument("out", type=OutFolder())
+@click.option("--open", "open_", is_flag=True,
+              help="Open the page in the default browser (needs a local OUT: the temp "
+                   "copy of a URL's OUT is deleted when the command ends).")
 @click.option("--sample", default=None, type=click.IntRange(min=1), metavar="N",
               help="Records embedded per set, stratified by category and source model "
                    "[default: 2000].")
 @click.option("--seed", default=0, show_default=True, help="Seed of the embedded sample.")
-def view_cmd(out: Path, open_: bool, sample: int | None, seed: int) -> None:
+def view_cmd(out: str, open_: bool, sample: int | None, seed: int) -> None:
     """Write OUT/view.html: one self-contained page to read the records of a built OUT.
 
     Pairs (DPO), WRPO triplets, SFT records, drops and the report's table and plots,
     with filters, search, sorting and a seeded random sample; no server, no network.
+    OUT may be a URL (s3://bucket/prefix): its files, less the stage cache .work/,
+    are fetched to a temp folder and the changed ones uploaded back (none on error).
     """
     from .report import read_report, write_report
     from .view import DEFAULT_SAMPLE, write_view
 
-    if not any(set_files(out, t) for t in TABLES):
-        raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files (data/NAME/)")
-    try:
-        if read_report(out) is None:
-            write_report(out)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    path = write_view(out, sample=sample or DEFAULT_SAMPLE, seed=seed)
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browser")
+    if open_ and is_url(out):
+        # refused before any work: the page would be opened from a temp copy that is
+        # deleted when the command ends
+        raise click.UsageError(f"--open needs a local OUT; {out} is a URL: run without "
+                               f"--open, then download {out}/view.html and open that")
+    with local_out(out, write_back=True) as root:
+        if not any(set_files(root, t) for t in TABLES):
+            raise click.ClickException(f"{out}: no sft/dpo/wrpo parquet files (data/NAME/)")
+        try:
+            if read_report(root) is None:
+                write_report(root, shown=out if is_url(out) else None)
+        except ValueError as e:
+            raise click.ClickException(_named(str(e), out, root)) from None
+        path = write_view(root, sample=sample or DEFAULT_SAMPLE, seed=seed)
+        msg = (f"wrote {shown(out, root, path)} ({path.stat().st_size / 1e6:.1f} MB); "
+               "open it in a browser")
+    click.echo(msg)
     if open_:
         import webbrowser
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from .layout import (
     REPORT_MD,
     exported_sets,
 )
-from .storage import RemotePath, is_url, location
+from .storage import OutFolder, is_url, local_out
 
 log = logging.getLogger("fusedata")
 
@@ -166,13 +165,11 @@ def push_folder(out: Path | str, repo_id: str, *, private: bool = False,
 
     ``out`` may be an fsspec URL (an ``s3://`` OUT of a cluster build): its files,
     less the stage cache ``.work/`` (never published), are fetched into a temp folder
-    that is pushed as a local OUT would be."""
+    (:func:`fusedata.storage.local_out`) that is pushed as a local OUT would be."""
     if is_url(str(out)):
-        src = location(str(out))
-        with tempfile.TemporaryDirectory(prefix="fusedata-push-") as tmp:
-            # named as the URL's last part: the card and the commit message use OUT's name
-            local = Path(tmp) / src.name  # type: ignore[union-attr]
-            _download(src, local)  # type: ignore[arg-type]
+        # a temp copy named as the URL's last part (the card and the commit message use
+        # OUT's name); nothing is written back: the card is re-rendered in the copy
+        with local_out(str(out), write_back=False) as local:
             return push_folder(local, repo_id, private=private, revision=revision,
                                token=token, endpoint=endpoint, overwrite=overwrite,
                                commit_message=commit_message)
@@ -250,23 +247,8 @@ def push_folder(out: Path | str, repo_id: str, *, private: bool = False,
                       files=len(files), changed=oid != head, withheld=withheld)
 
 
-def _download(src: RemotePath, dest: Path) -> None:
-    """Copy the files under ``src`` (not its ``.work/`` stage cache) to ``dest``."""
-    src.fs.invalidate_cache()
-    found = src.fs.find(src.path)
-    if not found:
-        raise PushError(f"{src}: no files there (is it the OUT of a build?)")
-    for key in found:
-        rel = key[len(src.path):].lstrip("/")
-        if not rel or rel.split("/", 1)[0] == ".work":
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(bytes(src.fs.cat_file(key)))
-
-
 @click.command("push")
-@click.argument("out")
+@click.argument("out", type=OutFolder())
 @click.option("--repo", "repo_id", required=True, metavar="ORG/NAME",
               help="Dataset repository to create (if needed) and upload to.")
 @click.option("--private", is_flag=True, help="Create the repository as private.")

@@ -53,6 +53,7 @@ from .layout import (
     read_marker,
     set_files,
 )
+from .storage import OutFolder, is_url, local_out, shown
 
 SCHEMA_VERSION = 1
 CATEGORY_NAMES = {"instruction": "Instruction following", "math": "Mathematics",
@@ -299,10 +300,15 @@ def read_report(out: Path) -> dict[str, Any] | None:
     return rep
 
 
-def write_report(out: Path) -> dict[str, Any]:
-    """Compute the report of OUT and write report.json, report.md and the PNG plots."""
+def write_report(out: Path, shown: str | None = None) -> dict[str, Any]:
+    """Compute the report of OUT and write report.json, report.md and the PNG plots.
+
+    ``shown`` replaces the folder recorded as ``out``: for an OUT at a URL, worked on
+    in a local temp copy (:func:`fusedata.storage.local_out`), the URL, not the copy."""
     out = Path(out)
     rep = compute(out)
+    if shown is not None:
+        rep["out"] = shown
     series = rep.pop("_series")
     plots = {}
     if _plot({k.upper(): v for k, v in series["margins"].items()}, "RM margin (chosen - rejected)",
@@ -317,17 +323,22 @@ def write_report(out: Path) -> dict[str, Any]:
 
 
 @click.command("report")
-@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=OutFolder())
 def report(out: str) -> None:
     """(Re)write OUT/report.md, OUT/report.json and OUT/report/*.png for a built OUT.
 
     The composition table (per source dataset: total, SFT, DPO, WRPO, dropped,
     category), drop reasons, each source model's share of SFT records and DPO
     pairs, and margin and length histograms; read from OUT's exported files.
+    OUT may be a URL (s3://bucket/prefix): its files, less the stage cache .work/,
+    are fetched to a temp folder and the changed ones uploaded back.
     """
-    try:
-        rep = write_report(Path(out))
-    except FileNotFoundError as e:
-        raise click.ClickException(str(e)) from None
+    with local_out(out, write_back=True) as root:
+        try:
+            rep = write_report(root, shown=out if is_url(out) else None)
+        except FileNotFoundError as e:
+            msg = str(e).replace(str(root), out) if is_url(out) else str(e)
+            raise click.ClickException(msg) from None
     click.echo(render_markdown(rep).split("\n## Dropped prompts")[0].rstrip())
-    click.echo(f"\nwrote {Path(out) / REPORT_MD} and {Path(out) / REPORT_JSON}")
+    click.echo(f"\nwrote {shown(out, root, root / REPORT_MD)} and "
+               f"{shown(out, root, root / REPORT_JSON)}")

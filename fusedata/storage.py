@@ -14,14 +14,29 @@ environment, and no secret is hashed into a cache key or written to a log.
 Object stores have no atomic rename, but a single PUT is all-or-nothing: an object is
 either absent or complete.  :meth:`RemotePath.write_bytes` is one PUT of the whole
 content, which is what the engine's commit protocol builds on.
+
+The commands that read or refresh a built ``OUT/`` (``report``, ``export``, ``view``,
+``inspect``, ``push``) work on a local folder; :func:`local_out` gives them one for an
+``OUT`` at a URL (a temp copy, less the stage cache) and puts back what they changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import click
+
+#: the stage cache inside an OUT (``OUT/.work``): never fetched by :func:`local_out`
+STAGE_CACHE = ".work"
 
 
 def is_url(s: str | Path) -> bool:
@@ -134,3 +149,131 @@ class RemotePath:
 
 
 PathLike = Path | RemotePath
+
+
+class RemoteOutError(click.ClickException):
+    """An ``OUT`` URL that holds no build output (a typo, or a build that never finished)."""
+
+
+class OutFolder(click.ParamType):
+    """The OUT argument of the commands that read a built output: a local folder that must
+    exist (checked as ``click.Path(exists=True, file_okay=False)`` checks it, with its
+    message), or an fsspec URL, checked when it is fetched (:func:`local_out`).
+
+    Converts to ``str``: the URL as given (less a trailing ``/``) or the local path."""
+
+    name = "out"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        text = str(value)
+        if is_url(text):
+            return text.rstrip("/")
+        if text.startswith("file://"):
+            text = text[len("file://"):]
+        return str(click.Path(exists=True, file_okay=False).convert(text, param, ctx))
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def out_keys(src: RemotePath) -> list[str]:
+    """The fsspec paths of the files of the OUT at ``src``, less its stage cache.
+
+    ``OUT/.work/`` holds every shard of every stage (it can be far larger than the
+    output) and no command reading OUT needs it, so it is not even listed: the top
+    level is listed, then every other folder."""
+    fs = src.fs
+    fs.invalidate_cache()
+    try:
+        entries = fs.ls(src.path, detail=True)
+    except FileNotFoundError:
+        return []
+    keys: list[str] = []
+    for e in entries:
+        name = e["name"].rstrip("/")
+        rel = name[len(src.path):].strip("/")
+        if not rel or rel == STAGE_CACHE:
+            continue
+        if e["type"] == "directory":
+            keys += [k for k in fs.find(name) if k.rstrip("/") != name]
+        else:
+            keys.append(name)
+    return sorted(keys)
+
+
+@contextlib.contextmanager
+def local_out(out: str | Path, write_back: bool, missing_ok: bool = False) -> Iterator[Path]:
+    """A local folder holding the built OUT ``out``, for code that reads and writes files.
+
+    A local path is yielded unchanged (``file://`` stripped): the command works in place.
+
+    For a URL, the files of OUT except the stage cache ``.work/`` (see :func:`out_keys`)
+    are fetched into a temp folder named after the URL's last part (the card, the
+    viewer's title and LLaMA-Factory's dataset names use OUT's name, so they read as
+    for a local OUT of that name), which is yielded.  When the block ends normally and
+    ``write_back`` is set, the store is made to match the folder: each file that is new
+    or whose content (sha256) changed is uploaded as one whole-object PUT
+    (:meth:`RemotePath.write_bytes`: no reader ever sees half a file), then fetched
+    files the block deleted are deleted there (a re-export with fewer shards leaves no
+    stale ones).  When the block raises, nothing is uploaded or deleted: the store keeps
+    the previous, consistent OUT.  (Several changed files are several PUTs: a crash
+    during the upload itself can leave some new, some old files, each whole; re-running
+    the command completes it.)  The temp folder is always removed.
+
+    A URL with no files raises :class:`RemoteOutError` naming it, unless ``missing_ok``
+    (a first build into a new OUT): the folder is then empty.
+    """
+    loc = location(out)
+    if isinstance(loc, Path):
+        yield loc
+        return
+    keys = out_keys(loc)
+    if not keys and not missing_ok:
+        raise RemoteOutError(f"{loc}: no files there; is it the OUT of a build?")
+    tmp = Path(tempfile.mkdtemp(prefix="fusedata-out-"))
+    try:
+        local = tmp / (loc.name or "out")
+        fetched: dict[str, str] = {}
+        for key in keys:
+            rel = key[len(loc.path):].lstrip("/")
+            target = local / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            loc.fs.get_file(key, str(target))
+            fetched[rel] = _sha256(target)
+        local.mkdir(parents=True, exist_ok=True)
+        yield local
+        if write_back:
+            _write_back(local, loc, fetched)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_back(local: Path, dest: RemotePath, fetched: dict[str, str]) -> list[str]:
+    """Upload new or changed files of ``local`` to ``dest``; delete the fetched ones that
+    are gone.  Returns the uploaded relative paths."""
+    now: dict[str, Path] = {}
+    for root, dirs, names in os.walk(local):
+        base = Path(root).relative_to(local)
+        if base == Path("."):
+            dirs[:] = [d for d in dirs if d != STAGE_CACHE]
+        for n in names:
+            now[(base / n).as_posix()] = Path(root) / n
+    uploaded = []
+    for rel, path in sorted(now.items()):
+        if fetched.get(rel) != _sha256(path):
+            (dest / rel).write_bytes(path.read_bytes())
+            uploaded.append(rel)
+    for rel in sorted(set(fetched) - set(now)):
+        (dest / rel).unlink(missing_ok=True)
+    return uploaded
+
+
+def shown(out: str | Path, local: Path, path: Path) -> str:
+    """How to name ``path`` (a file under the folder :func:`local_out` gave for ``out``)
+    to the user: itself for a local OUT, its URL for a remote one."""
+    if not is_url(str(out)):
+        return str(path)
+    return f"{str(out).rstrip('/')}/{path.relative_to(local).as_posix()}"
