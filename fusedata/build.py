@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +70,10 @@ def build(recipe: Recipe, recipe_path: Path, out: Path | RemotePath | str | None
     """Run (or resume) the whole build; returns where the outputs are.
 
     ``out`` (or the recipe's ``output_dir``) may be an fsspec URL: the stage cache then
-    defaults to ``OUT/.work`` on the store, and the output files (a few, written once
-    at the end) are made in a local temp folder and uploaded file by file."""
+    defaults to ``OUT/.work`` on the store, and the output files are made in a local
+    copy of OUT (:func:`fusedata.storage.local_out`: the previous build's outputs, less
+    ``.work/``, so export sees and removes stale shards and skips unchanged files) and
+    what changed is put back file by file."""
     t0 = time.perf_counter()
     base = recipe_path.resolve().parent
     prepare_demo(recipe, base)
@@ -91,31 +91,22 @@ def build(recipe: Recipe, recipe_path: Path, out: Path | RemotePath | str | None
     try:
         if not isinstance(out_dir, RemotePath):
             return _run(recipe, base, out_dir, engine, stages, t0)
-        staging = Path(tempfile.mkdtemp(prefix="fusedata-out-"))
-        try:
-            res = _run(recipe, base, staging, engine, stages, t0)
-            return _upload(res, staging, out_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        from .storage import local_out
+
+        with local_out(out_dir, write_back=True, missing_ok=True) as staging:
+            res = _run(recipe, base, staging, engine, stages, t0, shown=str(out_dir))
+        res.out_dir = out_dir
+        res.files = {k: [out_dir / p.relative_to(staging).as_posix() for p in fs]
+                     for k, fs in res.files.items()}
+        return res
     finally:
         executor.close()
 
 
-def _upload(res: BuildResult, staging: Path, out: RemotePath) -> BuildResult:
-    """Copy the outputs made in ``staging`` to ``out`` (one whole-object PUT per file)."""
-    for f in sorted(staging.rglob("*")):
-        rel = f.relative_to(staging)
-        # everything but temp files (the manifest .fusedata-export.json travels too)
-        if f.is_file() and ".tmp-" not in f.name:
-            (out / rel.as_posix()).write_bytes(f.read_bytes())
-    res.out_dir = out
-    res.files = {k: [out / p.relative_to(staging).as_posix() for p in fs]
-                 for k, fs in res.files.items()}
-    return res
-
-
 def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
-         stages: tuple[str, ...] | None, t0: float) -> BuildResult:
+         stages: tuple[str, ...] | None, t0: float, shown: str | None = None
+         ) -> BuildResult:
+    """The stages; ``out_dir`` is local (for a URL OUT: the local copy ``shown`` names)."""
     # `stages` names what the user wants; the build goes as far as the last one named
     # (earlier stages come from the cache, or run if they never ran).
     last = max(STAGES.index(s) for s in (stages or STAGES))
@@ -162,7 +153,7 @@ def _run(recipe: Recipe, base: Path, out_dir: Path, engine: Engine,
             res.files = export(sel, prompts, out_dir)
             atomic_write_text(json.dumps(recipe.model_dump(mode="json"), indent=1),
                               out_dir / "recipe.json")
-            _report_and_card(out_dir, recipe)
+            _report_and_card(out_dir, recipe, shown)
             _view(out_dir, recipe, sel, prompts, per_model)
     res.stages = engine.results
     res.seconds = time.perf_counter() - t0
@@ -177,7 +168,7 @@ def _filters_text(src) -> str:
     return ", ".join(parts)
 
 
-def _report_and_card(out_dir: Path, recipe: Recipe) -> None:
+def _report_and_card(out_dir: Path, recipe: Recipe, shown: str | None = None) -> None:
     """Write the report, then the card that embeds its table; skipped when nothing changed.
 
     Keyed by the export marker and the recipe, so a cached re-run does not pay for
@@ -194,7 +185,7 @@ def _report_and_card(out_dir: Path, recipe: Recipe) -> None:
     from .card import write_card
     from .report import write_report
 
-    write_report(out_dir)
+    write_report(out_dir, shown=shown)
     write_card(out_dir, recipe=recipe)  # the card embeds the report's composition table
     atomic_write_text(json.dumps({"key": key}), marker)
 

@@ -287,12 +287,12 @@ def test_local_out_of_a_local_path_is_the_path(tmp_path):
         assert root == tmp_path
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "fusedata/build.py (not this issue's part) makes a remote OUT's outputs in an empty "
-    "temp folder, so export never sees the shards of the previous build and cannot "
-    "remove stale ones; the card's data/sft/train-* then matches them too. Staging "
-    "through storage.local_out(out, write_back=True) would fix it"))
 def test_a_rebuild_into_an_s3_out_leaves_no_stale_shard(built, tiny_models, tmp_path):
+    """A build into an s3:// OUT that holds an earlier build's shards: the build works
+    on a local copy of that OUT (``local_out``), so export sees the stale shard and
+    removes it, and the report names the URL, not the temp copy."""
+    import json
+
     from fusedata.build import build
     from fusedata.recipe import load_recipe
 
@@ -305,3 +305,5 @@ def test_a_rebuild_into_an_s3_out_leaves_no_stale_shard(built, tiny_models, tmp_
     assert all(r.cached for _, r in res.stages)  # the stage cache of the built OUT
     _real().invalidate_cache()
     assert not _real().exists(stale), "a stale shard of an earlier build is still there"
+    rep = json.loads(_real().cat_file(f"{BUCKET}/rebuild/{NAME}/report.json"))
+    assert rep["out"] == url
