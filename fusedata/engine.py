@@ -130,6 +130,15 @@ class Dataset:
     def read(self) -> pl.DataFrame:
         return self.scan().collect()
 
+    def read_columns(self, columns: list[str]) -> pl.DataFrame:
+        """All rows, ``columns`` only.  On an object store this fetches just those
+        columns' chunks (:func:`_read_remote`), not the whole files as :meth:`scan`
+        does (a key index of a prompts table needs the ids, not the texts)."""
+        if self.files and isinstance(self.files[0], RemotePath):
+            parts = [_read_remote(f, 0, _ALL_ROWS, columns) for f in self.files]
+            return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+        return self.scan().select(columns).collect()
+
     def file_rows(self) -> tuple[int, ...]:
         """Rows per file (the index; footers only when it was not recorded)."""
         if self.rows is not None and len(self.rows) == len(self.files):
@@ -156,29 +165,116 @@ class Dataset:
         while k < len(self.files) and (ends[k] - counts[k]) < stop:
             base = ends[k] - counts[k]
             lo, hi = max(start, base) - base, min(stop, ends[k]) - base
-            lf = _scan(self.files[k])
-            if columns is not None:
-                lf = lf.select(columns)
             if hi > lo:
-                parts.append(lf.slice(lo, hi - lo).collect())
+                parts.append(_read_rows(self.files[k], lo, hi, columns))
             k += 1
         if not parts:
-            lf = _scan(self.files[0])
-            if columns is not None:
-                lf = lf.select(columns)
-            return lf.head(0).collect()
+            return _read_rows(self.files[0], 0, 0, columns)
         return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
-
 
 def _scan(f: PathLike) -> pl.LazyFrame:
     """One Parquet file, lazily; a remote one is fetched whole (one GET) first.
 
     Fetching through fsspec keeps one way of reaching the store (the environment's
     credentials, as every other access here) instead of polars' own object-store
-    client and its differently spelled options."""
+    client and its differently spelled options.  Only whole-table readers (the
+    select stage, summaries) come here for a remote file; row ranges go through
+    :func:`_read_remote`, which fetches just the row groups and columns asked for."""
     if isinstance(f, RemotePath):
         return pl.read_parquet(io.BytesIO(f.read_bytes())).lazy()
     return pl.scan_parquet(f)
+
+
+def _read_rows(f: PathLike, lo: int, hi: int, columns: list[str] | None) -> pl.DataFrame:
+    """Rows ``[lo, hi)`` of one Parquet file (``columns`` only, in that order)."""
+    if isinstance(f, RemotePath):
+        return _read_remote(f, lo, hi, columns)
+    lf = pl.scan_parquet(f)
+    if columns is not None:
+        lf = lf.select(columns)
+    return lf.slice(lo, max(0, hi - lo)).collect()
+
+
+#: parsed footers of remote files, by (url, size, ETag or mtime): every shard of a stage
+#: reads the same input file, and a footer holds one entry per row group and column
+#: (hundreds of KB for a 160k-row table), so it is fetched once per process.  The size
+#: and version tag come from a fresh HEAD on every read, so a replaced object is never
+#: read with a stale footer.
+_FOOTERS: dict[tuple[str, int, str], Any] = {}
+_FOOTERS_MAX = 64
+#: ``hi`` for "to the end of the file" (clamped to the file's rows)
+_ALL_ROWS = 1 << 62
+
+
+def _version_tag(info: dict[str, Any]) -> str:
+    for k in ("ETag", "etag", "md5Hash", "LastModified", "mtime", "last_modified"):
+        if info.get(k) is not None:
+            return f"{k}={info[k]}"
+    return ""
+
+
+def _read_remote(f: RemotePath, lo: int, hi: int, columns: list[str] | None) -> pl.DataFrame:
+    """Rows ``[lo, hi)`` of a remote Parquet file, fetching only what holds them.
+
+    One HEAD (size and version), the footer (once per process: :data:`_FOOTERS`),
+    then only the column chunks of the requested ``columns`` in the row groups that
+    overlap ``[lo, hi)`` (the engine writes :data:`ROW_GROUP_ROWS`-row groups).  The
+    file is opened with fsspec's pass-through cache (``cache_type="none"``): s3fs's
+    default is a 50 MB read-ahead block, which would turn each small read into a
+    50 MB GET.  pyarrow's ``pre_buffer`` coalesces neighbouring chunks, so a range
+    costs a GET or two per contiguous run of bytes.
+
+    The frame is exactly what ``pl.read_parquet`` gives for those rows: pyarrow reads
+    the Arrow schema polars stored in the file (with its Enum/Categorical field
+    metadata), and ``pl.from_arrow`` maps it back (checked on every stage output in
+    ``tests/test_storage_reads.py``).
+
+    Failure modes: a missing file raises ``FileNotFoundError``; a column not in the
+    file raises polars' ``ColumnNotFoundError`` naming the column and the file; a
+    file that is not Parquet raises pyarrow's ``ArrowInvalid``; store errors are
+    fsspec's (s3fs retries transient ones itself).
+    """
+    import pyarrow.parquet as pq
+
+    fs = f.fs
+    fs.invalidate_cache(f.path)  # listings are cached; the size must be today's
+    with fs.open(f.path, "rb", cache_type="none") as fh:
+        info = getattr(fh, "details", None) or fs.info(f.path)
+        key = (f.url, int(info["size"]), _version_tag(info))
+        meta = _FOOTERS.get(key)
+        if meta is None:
+            meta = pq.read_metadata(fh)
+            if len(_FOOTERS) >= _FOOTERS_MAX:
+                _FOOTERS.pop(next(iter(_FOOTERS)))
+            _FOOTERS[key] = meta
+        pf = pq.ParquetFile(fh, metadata=meta, pre_buffer=True)
+        names = pf.schema_arrow.names
+        if columns is not None:
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise pl.exceptions.ColumnNotFoundError(
+                    f"column(s) {missing} not in {f} (it has {names})")
+        n = meta.num_rows
+        lo, hi = min(max(lo, 0), n), min(max(hi, 0), n)
+        groups, first, base = [], 0, 0
+        for g in range(meta.num_row_groups):
+            r = meta.row_group(g).num_rows
+            if base < hi and base + r > lo and r:
+                if not groups:
+                    first = base
+                groups.append(g)
+            base += r
+        if groups:
+            table = pf.read_row_groups(groups, columns=columns)
+        else:
+            schema = pf.schema_arrow
+            table = schema.empty_table()
+            if columns is not None:
+                table = table.select(columns)
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    df = df.slice(lo - first, max(0, hi - lo)) if groups else df
+    return df.select(columns) if columns is not None else df
 
 
 def _cumsum(xs: Iterable[int]) -> Iterable[int]:
@@ -235,8 +331,7 @@ class RowLookup:
         """The rows (``columns``, which include the key) whose key is in ``keys``."""
         cols = columns if self.key in columns else [self.key, *columns]
         if self._pos is None:
-            self._pos = (self.dataset.scan().select(self.key).collect()
-                         .with_row_index("_pos"))
+            self._pos = self.dataset.read_columns([self.key]).with_row_index("_pos")
         want = keys.unique().drop_nulls()
         pos = (want.to_frame(self.key).join(self._pos, on=self.key, how="inner")
                ["_pos"].sort().to_list())
@@ -436,7 +531,7 @@ class Engine:
         out_ds = Dataset(files, key, rows=tuple(file_rows(f) for f in files))
         rows_out = out_ds.num_rows()
         cols = stage.summary_columns
-        note = (stage.summarize(out_ds.scan().select(cols).collect() if cols and rows_out
+        note = (stage.summarize(out_ds.read_columns(list(cols)) if cols and rows_out
                                 else out_ds.read()) if rows_out or n else "")
         meta = {"files": names, "rows": list(out_ds.rows or ()), "rows_in": n,
                 "rows_out": rows_out, "note": note,
