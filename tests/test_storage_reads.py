@@ -2,7 +2,7 @@
 
 Each shard of a stage reads its rows from the previous stage's files.  On an object
 store the engine used to fetch the whole file for every shard; now
-:func:`fusedata.engine._read_remote` fetches the footer (once per process) and the
+:func:`fusedata.remote_parquet.read_remote` fetches the footer (once per process) and the
 column chunks of the row groups holding the rows.  These tests check, on a real S3
 server (SeaweedFS, :mod:`tests.s3server`):
 
@@ -23,15 +23,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from fusedata.engine import (
-    _FOOTERS,
-    ROW_GROUP_ROWS,
-    Dataset,
-    RowLookup,
-    _read_remote,
-    atomic_write_parquet,
-)
+from fusedata.engine import ROW_GROUP_ROWS, Dataset, RowLookup, atomic_write_parquet
 from fusedata.records import PROMPT_SCHEMA
+from fusedata.remote_parquet import _FOOTERS
+from fusedata.remote_parquet import read_remote as _read_remote
 from fusedata.storage import RemotePath
 
 from .conftest import demo_recipe_dict, write_recipe
