@@ -94,9 +94,13 @@ def worker(head, env):
 
 
 def _cli(recipe: Path, env: dict[str, str], **extra_env: str) -> subprocess.Popen:
-    # one torch thread, as in a Ray actor with num_cpus 1: the comparison is exact
+    # one torch thread, as in a Ray actor with num_cpus 1: the comparison is exact.
+    # TMPDIR beside the recipe (pytest's folder): a driver these tests SIGKILL cannot
+    # remove the local copy of OUT it was working in, and it must not stay in /tmp.
+    tmp = recipe.parent / "driver-tmp"
+    tmp.mkdir(exist_ok=True)
     e = {**env, "RAY_AUTH_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-         **extra_env}
+         "TMPDIR": str(tmp), **extra_env}
     return subprocess.Popen([sys.executable, "-m", "fusedata.cli", "build", str(recipe),
                              "--no-progress"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=e)
