@@ -78,6 +78,17 @@ class Node:
                 pass
 
 
+def _own_ports(head: bool) -> list[str]:
+    """Free ports for the services Ray would put on fixed defaults (dashboard 8265, its
+    agent 52365): two nodes on one machine, or a user's own Ray instance, would
+    otherwise collide with these tests' nodes.  (Ray's client server, default 10001,
+    is not started: it needs ``ray[client]``, which is not installed.)"""
+    ports = [f"--dashboard-agent-listen-port={free_port()}"]
+    if head:
+        ports.append(f"--dashboard-port={free_port()}")
+    return ports
+
+
 def _start(cmd: list[str], temp: Path, env: dict[str, str], ready, address: str) -> Node:
     temp.mkdir(parents=True, exist_ok=True)
     log_path = temp / "ray-start.log"
@@ -102,7 +113,7 @@ def start_head(temp: Path, env: dict[str, str], num_cpus: int) -> Node:
     port = free_port()
     cmd = [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
            f"--num-cpus={num_cpus}", "--include-dashboard=false", f"--temp-dir={temp}",
-           "--disable-usage-stats", "--object-store-memory=200000000"]
+           "--disable-usage-stats", "--object-store-memory=200000000", *_own_ports(head=True)]
     return _start(cmd, temp, env, lambda: (temp / "ray_current_cluster").exists(),
                   f"127.0.0.1:{port}")
 
@@ -114,7 +125,7 @@ def start_worker(head: Node, temp: Path, env: dict[str, str], num_cpus: int) -> 
     only after that."""
     cmd = [RAY, "start", "--block", f"--address={head.address}", "--node-ip-address=127.0.0.1",
            f"--num-cpus={num_cpus}", f"--temp-dir={temp}", "--disable-usage-stats",
-           "--object-store-memory=200000000"]
+           "--object-store-memory=200000000", *_own_ports(head=False)]
     log_path = temp / "ray-start.log"
 
     def ready() -> bool:

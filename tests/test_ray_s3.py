@@ -166,12 +166,15 @@ def _committed(name: str, model: str = "policy-a") -> int:
     return len(fs.glob(f"{BUCKET}/{name}/work/sample/{model}-*/_COMMITTED.*"))
 
 
-def _has_actor(node: raycluster.Node) -> bool:
+def _running_a_shard(node: raycluster.Node) -> bool:
+    """Whether an actor of ``node`` is inside ``ShardWorker.run`` right now: Ray titles
+    a worker process ``ray::ShardWorker.run`` while it runs that method (and
+    ``ray::ShardWorker`` / ``ray::ShardWorker.ready`` otherwise)."""
     import psutil
 
     for proc in node.processes():
         try:
-            if "ShardWorker" in " ".join(proc.cmdline()):
+            if "ShardWorker.run" in " ".join(proc.cmdline()):
                 return True
         except psutil.Error:
             continue
@@ -179,11 +182,12 @@ def _has_actor(node: raycluster.Node) -> bool:
 
 
 def _kill_when_busy(p: subprocess.Popen, node: raycluster.Node, name: str) -> list[int]:
-    """SIGKILL every process of ``node`` once it runs an actor of the sample stage and
-    at least one shard is committed on S3 (so the kill lands mid-stage)."""
+    """SIGKILL every process of ``node`` while its actor runs a shard of the sample
+    stage, once at least one shard is committed on S3 (so the kill lands mid-stage and
+    mid-shard)."""
     deadline = time.time() + 300
     while time.time() < deadline and p.poll() is None:
-        if _committed(name) >= 1 and _has_actor(node):
+        if _committed(name) >= 1 and _running_a_shard(node):
             return node.kill()
         time.sleep(0.05)
     raise AssertionError("the build ended or timed out before the worker node ran an actor: "
