@@ -19,13 +19,11 @@ received (every ``get_object`` goes through ``S3FileSystem._call_s3``).  Last li
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,28 +34,6 @@ import polars as pl  # noqa: E402
 
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
          "november oscar papa quebec romeo sierra tango uniform victor whiskey").split()
-
-
-@contextlib.contextmanager
-def count_gets() -> Iterator[dict[str, int]]:
-    """Count ``get_object`` calls and the body bytes they return (ContentLength)."""
-    import s3fs
-
-    seen = {"gets": 0, "bytes": 0}
-    orig = s3fs.S3FileSystem._call_s3
-
-    async def wrapped(self, method, *args, **kwargs):
-        resp = await orig(self, method, *args, **kwargs)
-        if method == "get_object":
-            seen["gets"] += 1
-            seen["bytes"] += int(resp.get("ContentLength", 0))
-        return resp
-
-    s3fs.S3FileSystem._call_s3 = wrapped
-    try:
-        yield seen
-    finally:
-        s3fs.S3FileSystem._call_s3 = orig
 
 
 def prompts_like(n: int, seed: int = 0) -> pl.DataFrame:
@@ -117,7 +93,7 @@ def main() -> None:
             stats = {}
             frames = {}
             for name, fn in (("old", old), ("new", new)):
-                with count_gets() as seen:
+                with s3server.received() as seen:
                     t0 = time.perf_counter()
                     frames[name] = [fn(s) for s in starts]
                     dt = (time.perf_counter() - t0) / len(starts)
@@ -129,7 +105,7 @@ def main() -> None:
                 assert a.equals(b) and a.schema == b.schema and a.height == L, s
                 assert a.equals(df.slice(s, L)), s
             _FOOTERS.clear()
-            with count_gets() as seen:
+            with s3server.received() as seen:
                 t0 = time.perf_counter()
                 ds.read_range(n // 3, L)
                 dt = time.perf_counter() - t0
@@ -142,7 +118,7 @@ def main() -> None:
             for name, fn in whole_runs:
                 times = []
                 for _ in range(3):
-                    with count_gets() as seen:
+                    with s3server.received() as seen:
                         t0 = time.perf_counter()
                         got = fn()
                         times.append(time.perf_counter() - t0)

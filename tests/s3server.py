@@ -7,11 +7,13 @@ it started; never by name). The object-storage work of issue 21 builds on it.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +94,29 @@ def start(folder: Path, timeout: float = 60) -> S3Server:
                 tail = (folder / "weed.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"weed server -s3 did not start ({e}):\n{tail}") from e
             time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def received() -> Iterator[dict[str, int]]:
+    """Count ``get_object`` responses and their body bytes (``ContentLength``).
+
+    Every S3 read s3fs makes (whole-object ``cat_file`` and ranged file reads
+    alike) is a ``get_object`` through ``S3FileSystem._call_s3``; the server's
+    ``ContentLength`` is the number of body bytes it sends."""
+    import s3fs
+
+    seen = {"gets": 0, "bytes": 0}
+    orig = s3fs.S3FileSystem._call_s3
+
+    async def counted(self, method, *args, **kwargs):
+        resp = await orig(self, method, *args, **kwargs)
+        if method == "get_object":
+            seen["gets"] += 1
+            seen["bytes"] += int(resp.get("ContentLength", 0))
+        return resp
+
+    s3fs.S3FileSystem._call_s3 = counted
+    try:
+        yield seen
+    finally:
+        s3fs.S3FileSystem._call_s3 = orig

@@ -163,8 +163,8 @@ def test_report_on_s3_writes_what_a_local_report_writes(built, spy, tmp_path):
     _same(local, url, ["report.json", "report.md", "report/margins.png", "report/lengths.png"],
           {str(local): url})
     after = _snapshot(url)
-    # the build's report named its staging folder (/tmp/fusedata-out-...): it changed;
-    # the plots are the same bytes, so they were not uploaded again
+    # the report names its OUT (the build's URL, not this copy's): it changed; the
+    # plots are the same bytes, so they were not uploaded again
     assert _changed(before, after) == ["report.json", "report.md"]
     assert sorted(p.rsplit("/", 1)[-1] for p in spy.puts) == ["report.json", "report.md"]
 
@@ -186,7 +186,7 @@ def test_export_llamafactory_on_s3_writes_what_a_local_export_writes(built, spy,
     _same(local, url, ["README.md"],
           {f"output_dir: <local>/{NAME}": f"output_dir: s3://{BUCKET}/built/{NAME}"})
     changed = _changed(before, _snapshot(url))
-    # the build's card was named after its staging folder; the report is kept as it was
+    # the card now mentions dataset_info.json; the report is kept as it was
     assert changed == sorted(["README.md", "dataset_info.json", *lf])
 
 

@@ -15,9 +15,7 @@ server (SeaweedFS, :mod:`tests.s3server`):
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -30,35 +28,10 @@ from fusedata.remote_parquet import read_remote as _read_remote
 from fusedata.storage import RemotePath
 
 from .conftest import demo_recipe_dict, write_recipe
+from .s3server import received
 from .test_storage import s3  # noqa: F401 - the SeaweedFS fixture
 
 BUCKET = "s3://fusedata-test"
-
-
-@contextlib.contextmanager
-def received() -> Iterator[dict[str, int]]:
-    """Count ``get_object`` responses and their body bytes (``ContentLength``).
-
-    Every S3 read s3fs makes (whole-object ``cat_file`` and ranged file reads
-    alike) is a ``get_object`` through ``S3FileSystem._call_s3``; the server's
-    ``ContentLength`` is the number of body bytes it sends."""
-    import s3fs
-
-    seen = {"gets": 0, "bytes": 0}
-    orig = s3fs.S3FileSystem._call_s3
-
-    async def counted(self, method, *args, **kwargs):
-        resp = await orig(self, method, *args, **kwargs)
-        if method == "get_object":
-            seen["gets"] += 1
-            seen["bytes"] += int(resp.get("ContentLength", 0))
-        return resp
-
-    s3fs.S3FileSystem._call_s3 = counted
-    try:
-        yield seen
-    finally:
-        s3fs.S3FileSystem._call_s3 = orig
 
 
 def _upload(local: Path, url: RemotePath) -> RemotePath:
